@@ -1,0 +1,120 @@
+//! Blob storage: opaque ciphertext objects named by random ids. The local implementation keeps each blob in
+//! one file under `<data>/blobs/<2 hex>/<32 hex>`; names are derived only from the random id, never from
+//! user input, so nothing a client sends can choose where bytes land on disk.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use rand::RngCore;
+
+use crate::{Result, StoreError};
+
+/// A blob's random 128-bit name. Also bound into every chunk's AEAD associated data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BlobId(pub [u8; 16]);
+
+impl BlobId {
+    pub fn random() -> Self {
+        let mut b = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut b);
+        BlobId(b)
+    }
+
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    pub fn from_slice(bytes: &[u8]) -> Result<Self> {
+        let arr: [u8; 16] = bytes
+            .try_into()
+            .map_err(|_| StoreError::Corrupt(format!("blob id of {} bytes", bytes.len())))?;
+        Ok(BlobId(arr))
+    }
+}
+
+/// Where ciphertext lives. Files are opened for positional I/O; the vault wraps them in the
+/// encrypting reader/writer.
+pub trait BlobStore: Send + Sync {
+    /// Creates a new empty blob; fails if it exists.
+    fn create(&self, id: BlobId) -> Result<File>;
+    /// Opens an existing blob for reading and writing (resumed uploads).
+    fn open_rw(&self, id: BlobId) -> Result<File>;
+    /// Opens an existing blob for reading.
+    fn open_read(&self, id: BlobId) -> Result<File>;
+    /// Removes a blob; a missing blob is not an error (deletes are retried after crashes).
+    fn remove(&self, id: BlobId) -> Result<()>;
+    /// Bytes free and total on the backing storage, for statvfs.
+    fn space(&self) -> Result<(u64, u64)>;
+}
+
+pub struct LocalBlobStore {
+    root: PathBuf,
+}
+
+impl LocalBlobStore {
+    pub fn open(root: &Path) -> Result<Self> {
+        std::fs::create_dir_all(root).map_err(|e| io_err(root, e))?;
+        Ok(LocalBlobStore {
+            root: root.to_path_buf(),
+        })
+    }
+
+    fn path_of(&self, id: BlobId) -> PathBuf {
+        let h = id.hex();
+        let (shard, _) = h.split_at(2);
+        self.root.join(shard).join(&h)
+    }
+}
+
+fn io_err(path: &Path, source: std::io::Error) -> StoreError {
+    StoreError::BlobIo {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+impl BlobStore for LocalBlobStore {
+    fn create(&self, id: BlobId) -> Result<File> {
+        let path = self.path_of(id);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        }
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| io_err(&path, e))
+    }
+
+    fn open_rw(&self, id: BlobId) -> Result<File> {
+        let path = self.path_of(id);
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io_err(&path, e))
+    }
+
+    fn open_read(&self, id: BlobId) -> Result<File> {
+        let path = self.path_of(id);
+        File::open(&path).map_err(|e| io_err(&path, e))
+    }
+
+    fn remove(&self, id: BlobId) -> Result<()> {
+        let path = self.path_of(id);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(&path, e)),
+        }
+    }
+
+    fn space(&self) -> Result<(u64, u64)> {
+        let st = rustix::fs::statvfs(&self.root).map_err(|e| io_err(&self.root, e.into()))?;
+        Ok((
+            st.f_bavail.saturating_mul(st.f_frsize),
+            st.f_blocks.saturating_mul(st.f_frsize),
+        ))
+    }
+}

@@ -1,0 +1,109 @@
+//! The SQLite schema and its version. Migrations are append-only: a new version adds a step.
+
+pub const SCHEMA_VERSION: i64 = 1;
+
+pub const SCHEMA_V1: &str = r#"
+CREATE TABLE orgs (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    org_id INTEGER NOT NULL REFERENCES orgs(id),
+    name TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'transfer')),
+    password_hash TEXT,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    failed_logins INTEGER NOT NULL DEFAULT 0,
+    locked_until INTEGER,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE ssh_keys (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    algorithm TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    comment TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    UNIQUE (user_id, fingerprint)
+);
+CREATE TABLE groups (
+    id INTEGER PRIMARY KEY,
+    org_id INTEGER NOT NULL REFERENCES orgs(id),
+    name TEXT NOT NULL,
+    UNIQUE (org_id, name)
+);
+CREATE TABLE group_members (
+    group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    PRIMARY KEY (group_id, user_id)
+);
+CREATE TABLE folders (
+    id INTEGER PRIMARY KEY,
+    org_id INTEGER NOT NULL REFERENCES orgs(id),
+    name TEXT NOT NULL,
+    home_of INTEGER REFERENCES users(id),
+    created_at INTEGER NOT NULL,
+    UNIQUE (org_id, name)
+);
+CREATE TABLE grants (
+    folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+    subject_kind TEXT NOT NULL CHECK (subject_kind IN ('user', 'group')),
+    subject_id INTEGER NOT NULL,
+    perms INTEGER NOT NULL,
+    PRIMARY KEY (folder_id, subject_kind, subject_id)
+);
+CREATE TABLE dirs (
+    folder_id INTEGER NOT NULL REFERENCES folders(id),
+    parent TEXT NOT NULL,
+    name TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (folder_id, parent, name)
+);
+CREATE TABLE files (
+    id INTEGER PRIMARY KEY,
+    folder_id INTEGER NOT NULL REFERENCES folders(id),
+    parent TEXT NOT NULL,
+    name TEXT NOT NULL,
+    blob_id BLOB NOT NULL,
+    wrapped_key BLOB,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    mtime INTEGER NOT NULL,
+    created_by INTEGER NOT NULL REFERENCES users(id),
+    committed_at INTEGER NOT NULL,
+    deleted_at INTEGER,
+    deleted_by INTEGER
+);
+CREATE UNIQUE INDEX files_live ON files (folder_id, parent, name) WHERE deleted_at IS NULL;
+CREATE INDEX files_by_parent ON files (folder_id, parent);
+CREATE TABLE uploads (
+    id INTEGER PRIMARY KEY,
+    folder_id INTEGER NOT NULL REFERENCES folders(id),
+    parent TEXT NOT NULL,
+    name TEXT NOT NULL,
+    user_id INTEGER NOT NULL REFERENCES users(id),
+    blob_id BLOB NOT NULL,
+    wrapped_key BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    UNIQUE (folder_id, parent, name, user_id)
+);
+CREATE TABLE audit_log (
+    seq INTEGER PRIMARY KEY,
+    ts TEXT NOT NULL,
+    door TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    org TEXT NOT NULL,
+    source TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+"#;

@@ -1,0 +1,1034 @@
+//! The embedded SQLite metadata store. One connection behind a mutex: SQLite serializes writers anyway,
+//! and callers run on blocking threads. WAL mode lets the admin CLI work while the server runs.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use lockbox_types::{FileId, FolderId, GroupId, OrgId, PermissionSet, Role, UploadId, UserId};
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+
+use crate::rows::*;
+use crate::schema::{SCHEMA_V1, SCHEMA_VERSION};
+use crate::{now_unix, BlobId, Result, StoreError};
+
+/// How long a writer waits for another process (the CLI, a second server) to finish its transaction.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+// Column lists as macros so every statement stays a compile-time string literal (`concat!`), never
+// text assembled at run time.
+macro_rules! user_cols {
+    () => {
+        "u.id, u.org_id, o.name, u.name, u.role, u.password_hash, u.disabled, u.failed_logins, u.locked_until, u.created_at"
+    };
+}
+macro_rules! file_cols {
+    () => {
+        "id, folder_id, parent, name, blob_id, wrapped_key, size, sha256, mtime, created_by, committed_at, deleted_at"
+    };
+}
+macro_rules! upload_cols {
+    () => {
+        "id, folder_id, parent, name, user_id, blob_id, wrapped_key, size, created_at, updated_at"
+    };
+}
+
+fn user_from(r: &Row<'_>) -> rusqlite::Result<UserRow> {
+    let role: String = r.get(4)?;
+    Ok(UserRow {
+        id: UserId(r.get(0)?),
+        org_id: OrgId(r.get(1)?),
+        org_name: r.get(2)?,
+        name: r.get(3)?,
+        role: if role == "admin" { Role::Admin } else { Role::Transfer },
+        password_hash: r.get(5)?,
+        disabled: r.get::<_, i64>(6)? != 0,
+        failed_logins: r.get(7)?,
+        locked_until: r.get(8)?,
+        created_at: r.get(9)?,
+    })
+}
+
+fn blob_from(r: &Row<'_>, idx: usize) -> rusqlite::Result<BlobId> {
+    let v: Vec<u8> = r.get(idx)?;
+    BlobId::from_slice(&v).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Blob, Box::new(e))
+    })
+}
+
+fn file_from(r: &Row<'_>) -> rusqlite::Result<FileRow> {
+    Ok(FileRow {
+        id: FileId(r.get(0)?),
+        folder_id: FolderId(r.get(1)?),
+        parent: r.get(2)?,
+        name: r.get(3)?,
+        blob_id: blob_from(r, 4)?,
+        wrapped_key: r.get(5)?,
+        size: r.get::<_, i64>(6)?.max(0) as u64,
+        sha256: r.get(7)?,
+        mtime: r.get(8)?,
+        created_by: UserId(r.get(9)?),
+        committed_at: r.get(10)?,
+        deleted_at: r.get(11)?,
+    })
+}
+
+fn upload_from(r: &Row<'_>) -> rusqlite::Result<UploadRow> {
+    Ok(UploadRow {
+        id: UploadId(r.get(0)?),
+        folder_id: FolderId(r.get(1)?),
+        parent: r.get(2)?,
+        name: r.get(3)?,
+        user_id: UserId(r.get(4)?),
+        blob_id: blob_from(r, 5)?,
+        wrapped_key: r.get(6)?,
+        size: r.get::<_, i64>(7)?.max(0) as u64,
+        created_at: r.get(8)?,
+        updated_at: r.get(9)?,
+    })
+}
+
+fn folder_from(r: &Row<'_>) -> rusqlite::Result<FolderRow> {
+    Ok(FolderRow {
+        id: FolderId(r.get(0)?),
+        org_id: OrgId(r.get(1)?),
+        name: r.get(2)?,
+        home_of: r.get::<_, Option<i64>>(3)?.map(UserId),
+        created_at: r.get(4)?,
+    })
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+/// Maps a unique-constraint failure to a readable conflict.
+fn conflict_or<T>(r: rusqlite::Result<T>, what: impl FnOnce() -> String) -> Result<T> {
+    r.map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::conflict(what())
+        } else {
+            StoreError::Sqlite(e)
+        }
+    })
+}
+
+/// `prefix || substr(x, len(old)+1)` rewrites a parent path when a directory moves; comparing with
+/// `substr` instead of LIKE keeps `%` and `_` in names from acting as wildcards.
+macro_rules! subtree_match {
+    () => {
+        "(parent = ?1 OR substr(parent, 1, length(?1) + 1) = ?1 || '/')"
+    };
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                path: path.display().to_string(),
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        if version < 1 {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(SCHEMA_V1)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            tx.commit()?;
+        }
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll back on
+        // drop), so a poisoned mutex is still safe to use.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    // ---- organizations ----
+
+    pub fn create_org(&self, name: &str) -> Result<OrgRow> {
+        let c = self.conn();
+        let now = now_unix();
+        conflict_or(
+            c.execute("INSERT INTO orgs (name, created_at) VALUES (?1, ?2)", params![name, now]),
+            || format!("organization {name:?}"),
+        )?;
+        Ok(OrgRow {
+            id: OrgId(c.last_insert_rowid()),
+            name: name.to_owned(),
+            created_at: now,
+        })
+    }
+
+    pub fn org_by_name(&self, name: &str) -> Result<Option<OrgRow>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT id, name, created_at FROM orgs WHERE name = ?1",
+                params![name],
+                |r| {
+                    Ok(OrgRow {
+                        id: OrgId(r.get(0)?),
+                        name: r.get(1)?,
+                        created_at: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn list_orgs(&self) -> Result<Vec<OrgRow>> {
+        let c = self.conn();
+        let mut st = c.prepare_cached("SELECT id, name, created_at FROM orgs ORDER BY name")?;
+        let rows = st.query_map([], |r| {
+            Ok(OrgRow {
+                id: OrgId(r.get(0)?),
+                name: r.get(1)?,
+                created_at: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    // ---- users ----
+
+    /// Creates a user and their home folder (with every permission for them) in one transaction.
+    pub fn create_user_with_home(
+        &self,
+        org: OrgId,
+        name: &str,
+        role: Role,
+        password_hash: Option<&str>,
+        home_folder_name: &str,
+    ) -> Result<UserRow> {
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = now_unix();
+        conflict_or(
+            tx.execute(
+                "INSERT INTO users (org_id, name, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![org.0, name, role.as_str(), password_hash, now],
+            ),
+            || format!("user {name:?}"),
+        )?;
+        let uid = tx.last_insert_rowid();
+        conflict_or(
+            tx.execute(
+                "INSERT INTO folders (org_id, name, home_of, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![org.0, home_folder_name, uid, now],
+            ),
+            || format!("folder {home_folder_name:?}"),
+        )?;
+        let fid = tx.last_insert_rowid();
+        tx.execute(
+            "INSERT INTO grants (folder_id, subject_kind, subject_id, perms) VALUES (?1, 'user', ?2, ?3)",
+            params![fid, uid, PermissionSet::ALL.bits()],
+        )?;
+        tx.commit()?;
+        drop(c);
+        self.user_by_name(name)?
+            .ok_or_else(|| StoreError::not_found(format!("user {name:?}")))
+    }
+
+    pub fn user_by_name(&self, name: &str) -> Result<Option<UserRow>> {
+        let sql = concat!("SELECT ", user_cols!(), " FROM users u JOIN orgs o ON o.id = u.org_id WHERE u.name = ?1");
+        Ok(self.conn().query_row(&sql, params![name], user_from).optional()?)
+    }
+
+    pub fn user_by_id(&self, id: UserId) -> Result<Option<UserRow>> {
+        let sql = concat!("SELECT ", user_cols!(), " FROM users u JOIN orgs o ON o.id = u.org_id WHERE u.id = ?1");
+        Ok(self.conn().query_row(&sql, params![id.0], user_from).optional()?)
+    }
+
+    pub fn list_users(&self, org: Option<OrgId>) -> Result<Vec<UserRow>> {
+        let sql = concat!("SELECT ", user_cols!(), " FROM users u JOIN orgs o ON o.id = u.org_id \
+             WHERE ?1 IS NULL OR u.org_id = ?1 ORDER BY o.name, u.name");
+        let c = self.conn();
+        let mut st = c.prepare_cached(&sql)?;
+        let rows = st.query_map(params![org.map(|o| o.0)], user_from)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn set_password_hash(&self, user: UserId, hash: &str) -> Result<()> {
+        self.conn().execute(
+            "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+            params![user.0, hash],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_disabled(&self, user: UserId, disabled: bool) -> Result<()> {
+        self.conn().execute(
+            "UPDATE users SET disabled = ?2 WHERE id = ?1",
+            params![user.0, disabled as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Counts one failed login; when `threshold` is reached the account is locked until
+    /// `now + lock_secs`. Returns the new count and the lock expiry, if locked.
+    pub fn record_login_failure(
+        &self,
+        user: UserId,
+        threshold: i64,
+        lock_secs: i64,
+        now: i64,
+    ) -> Result<(i64, Option<i64>)> {
+        let c = self.conn();
+        c.execute(
+            "UPDATE users SET failed_logins = failed_logins + 1, \
+             locked_until = CASE WHEN failed_logins + 1 >= ?2 THEN ?3 ELSE locked_until END \
+             WHERE id = ?1",
+            params![user.0, threshold, now + lock_secs],
+        )?;
+        Ok(c.query_row(
+            "SELECT failed_logins, locked_until FROM users WHERE id = ?1",
+            params![user.0],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
+    }
+
+    /// Clears the failure counter and any lock (after a good login, or by an admin).
+    pub fn clear_login_failures(&self, user: UserId) -> Result<()> {
+        self.conn().execute(
+            "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?1",
+            params![user.0],
+        )?;
+        Ok(())
+    }
+
+    // ---- SSH keys ----
+
+    pub fn add_ssh_key(
+        &self,
+        user: UserId,
+        algorithm: &str,
+        fingerprint: &str,
+        public_key: &str,
+        comment: &str,
+    ) -> Result<SshKeyRow> {
+        let c = self.conn();
+        let now = now_unix();
+        conflict_or(
+            c.execute(
+                "INSERT INTO ssh_keys (user_id, algorithm, fingerprint, public_key, comment, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![user.0, algorithm, fingerprint, public_key, comment, now],
+            ),
+            || format!("key {fingerprint}"),
+        )?;
+        Ok(SshKeyRow {
+            id: c.last_insert_rowid(),
+            user_id: user,
+            algorithm: algorithm.to_owned(),
+            fingerprint: fingerprint.to_owned(),
+            public_key: public_key.to_owned(),
+            comment: comment.to_owned(),
+            created_at: now,
+        })
+    }
+
+    pub fn list_ssh_keys(&self, user: UserId) -> Result<Vec<SshKeyRow>> {
+        let c = self.conn();
+        let mut st = c.prepare_cached(
+            "SELECT id, user_id, algorithm, fingerprint, public_key, comment, created_at \
+             FROM ssh_keys WHERE user_id = ?1 ORDER BY id",
+        )?;
+        let rows = st.query_map(params![user.0], |r| {
+            Ok(SshKeyRow {
+                id: r.get(0)?,
+                user_id: UserId(r.get(1)?),
+                algorithm: r.get(2)?,
+                fingerprint: r.get(3)?,
+                public_key: r.get(4)?,
+                comment: r.get(5)?,
+                created_at: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn remove_ssh_key(&self, user: UserId, fingerprint: &str) -> Result<()> {
+        let n = self.conn().execute(
+            "DELETE FROM ssh_keys WHERE user_id = ?1 AND fingerprint = ?2",
+            params![user.0, fingerprint],
+        )?;
+        if n == 0 {
+            return Err(StoreError::not_found(format!("key {fingerprint}")));
+        }
+        Ok(())
+    }
+
+    // ---- groups ----
+
+    pub fn create_group(&self, org: OrgId, name: &str) -> Result<GroupRow> {
+        let c = self.conn();
+        conflict_or(
+            c.execute("INSERT INTO groups (org_id, name) VALUES (?1, ?2)", params![org.0, name]),
+            || format!("group {name:?}"),
+        )?;
+        Ok(GroupRow {
+            id: GroupId(c.last_insert_rowid()),
+            org_id: org,
+            name: name.to_owned(),
+        })
+    }
+
+    pub fn group_by_name(&self, org: OrgId, name: &str) -> Result<Option<GroupRow>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT id, org_id, name FROM groups WHERE org_id = ?1 AND name = ?2",
+                params![org.0, name],
+                |r| {
+                    Ok(GroupRow {
+                        id: GroupId(r.get(0)?),
+                        org_id: OrgId(r.get(1)?),
+                        name: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn list_groups(&self, org: OrgId) -> Result<Vec<(GroupRow, Vec<String>)>> {
+        let c = self.conn();
+        let mut st = c.prepare_cached("SELECT id, org_id, name FROM groups WHERE org_id = ?1 ORDER BY name")?;
+        let groups: Vec<GroupRow> = st
+            .query_map(params![org.0], |r| {
+                Ok(GroupRow {
+                    id: GroupId(r.get(0)?),
+                    org_id: OrgId(r.get(1)?),
+                    name: r.get(2)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut members_st = c.prepare_cached(
+            "SELECT u.name FROM group_members m JOIN users u ON u.id = m.user_id WHERE m.group_id = ?1 ORDER BY u.name",
+        )?;
+        let mut out = Vec::new();
+        for g in groups {
+            let members = members_st
+                .query_map(params![g.id.0], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            out.push((g, members));
+        }
+        Ok(out)
+    }
+
+    pub fn add_group_member(&self, group: GroupId, user: UserId) -> Result<()> {
+        conflict_or(
+            self.conn().execute(
+                "INSERT INTO group_members (group_id, user_id) VALUES (?1, ?2)",
+                params![group.0, user.0],
+            ),
+            || "group membership".to_owned(),
+        )?;
+        Ok(())
+    }
+
+    // ---- folders and grants ----
+
+    pub fn create_folder(&self, org: OrgId, name: &str) -> Result<FolderRow> {
+        let c = self.conn();
+        let now = now_unix();
+        conflict_or(
+            c.execute(
+                "INSERT INTO folders (org_id, name, created_at) VALUES (?1, ?2, ?3)",
+                params![org.0, name, now],
+            ),
+            || format!("folder {name:?}"),
+        )?;
+        Ok(FolderRow {
+            id: FolderId(c.last_insert_rowid()),
+            org_id: org,
+            name: name.to_owned(),
+            home_of: None,
+            created_at: now,
+        })
+    }
+
+    pub fn folder_by_name(&self, org: OrgId, name: &str) -> Result<Option<FolderRow>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT id, org_id, name, home_of, created_at FROM folders WHERE org_id = ?1 AND name = ?2",
+                params![org.0, name],
+                folder_from,
+            )
+            .optional()?)
+    }
+
+    pub fn home_folder(&self, user: UserId) -> Result<Option<FolderRow>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT id, org_id, name, home_of, created_at FROM folders WHERE home_of = ?1",
+                params![user.0],
+                folder_from,
+            )
+            .optional()?)
+    }
+
+    pub fn list_folders(&self, org: Option<OrgId>) -> Result<Vec<FolderRow>> {
+        let c = self.conn();
+        let mut st = c.prepare_cached(
+            "SELECT id, org_id, name, home_of, created_at FROM folders \
+             WHERE ?1 IS NULL OR org_id = ?1 ORDER BY org_id, name",
+        )?;
+        let rows = st.query_map(params![org.map(|o| o.0)], folder_from)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Creates or replaces the grant of `subject` on `folder`.
+    pub fn set_grant(&self, folder: FolderId, subject: Subject, perms: PermissionSet) -> Result<()> {
+        let (kind, id) = subject_key(subject);
+        self.conn().execute(
+            "INSERT INTO grants (folder_id, subject_kind, subject_id, perms) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (folder_id, subject_kind, subject_id) DO UPDATE SET perms = excluded.perms",
+            params![folder.0, kind, id, perms.bits()],
+        )?;
+        Ok(())
+    }
+
+    pub fn remove_grant(&self, folder: FolderId, subject: Subject) -> Result<()> {
+        let (kind, id) = subject_key(subject);
+        let n = self.conn().execute(
+            "DELETE FROM grants WHERE folder_id = ?1 AND subject_kind = ?2 AND subject_id = ?3",
+            params![folder.0, kind, id],
+        )?;
+        if n == 0 {
+            return Err(StoreError::not_found("grant"));
+        }
+        Ok(())
+    }
+
+    pub fn list_grants(&self, org: Option<OrgId>) -> Result<Vec<GrantRow>> {
+        let c = self.conn();
+        let mut st = c.prepare_cached(
+            "SELECT g.folder_id, f.name, f.org_id, g.subject_kind, g.subject_id, g.perms, \
+                    COALESCE(u.name, gr.name, '?') \
+             FROM grants g JOIN folders f ON f.id = g.folder_id \
+             LEFT JOIN users u ON g.subject_kind = 'user' AND u.id = g.subject_id \
+             LEFT JOIN groups gr ON g.subject_kind = 'group' AND gr.id = g.subject_id \
+             WHERE ?1 IS NULL OR f.org_id = ?1 ORDER BY f.org_id, f.name, g.subject_kind, 7",
+        )?;
+        let rows = st.query_map(params![org.map(|o| o.0)], |r| {
+            let kind: String = r.get(3)?;
+            let sid: i64 = r.get(4)?;
+            Ok(GrantRow {
+                folder_id: FolderId(r.get(0)?),
+                folder_name: r.get(1)?,
+                org_id: OrgId(r.get(2)?),
+                subject: if kind == "user" {
+                    Subject::User(UserId(sid))
+                } else {
+                    Subject::Group(GroupId(sid))
+                },
+                perms: PermissionSet::from_bits(r.get(5)?),
+                subject_name: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Every folder of the user's organization on which the user holds any permission, directly or
+    /// through a group, with the union of those permissions. Folders of other organizations never
+    /// appear, even if a grant row pointed at one.
+    pub fn folders_for_user(&self, user: UserId) -> Result<Vec<(FolderRow, PermissionSet)>> {
+        let c = self.conn();
+        let mut st = c.prepare_cached(
+            "SELECT f.id, f.org_id, f.name, f.home_of, f.created_at, g.perms \
+             FROM grants g JOIN folders f ON f.id = g.folder_id JOIN users u ON u.id = ?1 \
+             WHERE f.org_id = u.org_id AND ( \
+                (g.subject_kind = 'user' AND g.subject_id = u.id) OR \
+                (g.subject_kind = 'group' AND g.subject_id IN \
+                    (SELECT m.group_id FROM group_members m JOIN groups gr ON gr.id = m.group_id \
+                     WHERE m.user_id = u.id AND gr.org_id = u.org_id))) \
+             ORDER BY f.name",
+        )?;
+        let rows = st.query_map(params![user.0], |r| {
+            Ok((folder_from(r)?, PermissionSet::from_bits(r.get(5)?)))
+        })?;
+        let mut out: Vec<(FolderRow, PermissionSet)> = Vec::new();
+        for row in rows {
+            let (folder, perms) = row?;
+            match out.iter_mut().find(|(f, _)| f.id == folder.id) {
+                Some((_, p)) => *p = p.union(perms),
+                None => out.push((folder, perms)),
+            }
+        }
+        Ok(out)
+    }
+
+    // ---- directories ----
+
+    pub fn dir_exists(&self, folder: FolderId, parent: &str, name: &str) -> Result<bool> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT 1 FROM dirs WHERE folder_id = ?1 AND parent = ?2 AND name = ?3",
+                params![folder.0, parent, name],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    pub fn dir_created_at(&self, folder: FolderId, parent: &str, name: &str) -> Result<Option<i64>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT created_at FROM dirs WHERE folder_id = ?1 AND parent = ?2 AND name = ?3",
+                params![folder.0, parent, name],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Creates a directory unless a file or directory of that name exists.
+    pub fn create_dir(&self, folder: FolderId, parent: &str, name: &str) -> Result<()> {
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let file_exists = tx
+            .query_row(
+                "SELECT 1 FROM files WHERE folder_id = ?1 AND parent = ?2 AND name = ?3 AND deleted_at IS NULL",
+                params![folder.0, parent, name],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if file_exists {
+            return Err(StoreError::conflict(format!("{name:?}")));
+        }
+        conflict_or(
+            tx.execute(
+                "INSERT INTO dirs (folder_id, parent, name, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![folder.0, parent, name, now_unix()],
+            ),
+            || format!("directory {name:?}"),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Removes an empty directory. Returns NotFound if absent, Conflict if not empty.
+    pub fn remove_dir(&self, folder: FolderId, parent: &str, name: &str) -> Result<()> {
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let path = join_rel(parent, name);
+        let busy = tx
+            .query_row(
+                "SELECT (SELECT count(*) FROM dirs WHERE folder_id = ?1 AND parent = ?2) + \
+                        (SELECT count(*) FROM files WHERE folder_id = ?1 AND parent = ?2 AND deleted_at IS NULL) + \
+                        (SELECT count(*) FROM uploads WHERE folder_id = ?1 AND parent = ?2)",
+                params![folder.0, path],
+                |r| r.get::<_, i64>(0),
+            )?;
+        if busy > 0 {
+            return Err(StoreError::conflict(format!("contents of directory {name:?}")));
+        }
+        let n = tx.execute(
+            "DELETE FROM dirs WHERE folder_id = ?1 AND parent = ?2 AND name = ?3",
+            params![folder.0, parent, name],
+        )?;
+        if n == 0 {
+            return Err(StoreError::not_found(format!("directory {name:?}")));
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn list_dirs(&self, folder: FolderId, parent: &str) -> Result<Vec<DirRow>> {
+        let c = self.conn();
+        let mut st = c.prepare_cached(
+            "SELECT folder_id, parent, name, created_at FROM dirs WHERE folder_id = ?1 AND parent = ?2 ORDER BY name",
+        )?;
+        let rows = st.query_map(params![folder.0, parent], |r| {
+            Ok(DirRow {
+                folder_id: FolderId(r.get(0)?),
+                parent: r.get(1)?,
+                name: r.get(2)?,
+                created_at: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    // ---- files ----
+
+    pub fn live_file(&self, folder: FolderId, parent: &str, name: &str) -> Result<Option<FileRow>> {
+        let sql = concat!("SELECT ", file_cols!(), " FROM files WHERE folder_id = ?1 AND parent = ?2 AND name = ?3 AND deleted_at IS NULL");
+        Ok(self
+            .conn()
+            .query_row(&sql, params![folder.0, parent, name], file_from)
+            .optional()?)
+    }
+
+    pub fn file_by_id(&self, id: FileId) -> Result<Option<FileRow>> {
+        let sql = concat!("SELECT ", file_cols!(), " FROM files WHERE id = ?1");
+        Ok(self.conn().query_row(&sql, params![id.0], file_from).optional()?)
+    }
+
+    pub fn list_files(&self, folder: FolderId, parent: &str) -> Result<Vec<FileRow>> {
+        let sql = concat!("SELECT ", file_cols!(), " FROM files WHERE folder_id = ?1 AND parent = ?2 AND deleted_at IS NULL ORDER BY name");
+        let c = self.conn();
+        let mut st = c.prepare_cached(&sql)?;
+        let rows = st.query_map(params![folder.0, parent], file_from)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Makes an upload visible: in one transaction the previous live version at that path (if any)
+    /// is marked deleted with its wrapped key destroyed, the new version is inserted, and the upload
+    /// row is removed. Returns the new row and the blob of the replaced version (to remove).
+    pub fn commit_upload(
+        &self,
+        upload: UploadId,
+        size: u64,
+        sha256: &str,
+        mtime: i64,
+    ) -> Result<(FileRow, Option<BlobId>)> {
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let up = tx
+            .query_row(
+                &concat!("SELECT ", upload_cols!(), " FROM uploads WHERE id = ?1"),
+                params![upload.0],
+                upload_from,
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::not_found("upload"))?;
+        let dir_clash = tx
+            .query_row(
+                "SELECT 1 FROM dirs WHERE folder_id = ?1 AND parent = ?2 AND name = ?3",
+                params![up.folder_id.0, up.parent, up.name],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if dir_clash {
+            return Err(StoreError::conflict(format!("directory {:?}", up.name)));
+        }
+        let now = now_unix();
+        let replaced: Option<(i64, Vec<u8>)> = tx
+            .query_row(
+                "SELECT id, blob_id FROM files WHERE folder_id = ?1 AND parent = ?2 AND name = ?3 AND deleted_at IS NULL",
+                params![up.folder_id.0, up.parent, up.name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if let Some((old_id, _)) = &replaced {
+            tx.execute(
+                "UPDATE files SET deleted_at = ?2, deleted_by = ?3, wrapped_key = NULL WHERE id = ?1",
+                params![old_id, now, up.user_id.0],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO files (folder_id, parent, name, blob_id, wrapped_key, size, sha256, mtime, created_by, committed_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                up.folder_id.0,
+                up.parent,
+                up.name,
+                up.blob_id.0.as_slice(),
+                up.wrapped_key,
+                size as i64,
+                sha256,
+                mtime,
+                up.user_id.0,
+                now
+            ],
+        )?;
+        let id = FileId(tx.last_insert_rowid());
+        tx.execute("DELETE FROM uploads WHERE id = ?1", params![upload.0])?;
+        let row = tx.query_row(
+            &concat!("SELECT ", file_cols!(), " FROM files WHERE id = ?1"),
+            params![id.0],
+            file_from,
+        )?;
+        tx.commit()?;
+        let old_blob = match replaced {
+            Some((_, b)) => Some(BlobId::from_slice(&b)?),
+            None => None,
+        };
+        Ok((row, old_blob))
+    }
+
+    /// Marks a file deleted and destroys its wrapped key (crypto-shredding); the metadata row stays
+    /// for the file's lifecycle history. Returns the blob to remove.
+    pub fn delete_file(&self, id: FileId, by: UserId) -> Result<BlobId> {
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let blob: Vec<u8> = tx
+            .query_row(
+                "SELECT blob_id FROM files WHERE id = ?1 AND deleted_at IS NULL",
+                params![id.0],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::not_found("file"))?;
+        tx.execute(
+            "UPDATE files SET deleted_at = ?2, deleted_by = ?3, wrapped_key = NULL WHERE id = ?1",
+            params![id.0, now_unix(), by.0],
+        )?;
+        tx.commit()?;
+        BlobId::from_slice(&blob)
+    }
+
+    /// Moves a live file. With `replace`, a live file at the destination is deleted (its key
+    /// destroyed) and its blob returned; without, an existing destination is a conflict.
+    pub fn rename_file(
+        &self,
+        id: FileId,
+        to_folder: FolderId,
+        to_parent: &str,
+        to_name: &str,
+        replace: bool,
+        by: UserId,
+    ) -> Result<Option<BlobId>> {
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let dir_clash = tx
+            .query_row(
+                "SELECT 1 FROM dirs WHERE folder_id = ?1 AND parent = ?2 AND name = ?3",
+                params![to_folder.0, to_parent, to_name],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if dir_clash {
+            return Err(StoreError::conflict(format!("directory {to_name:?}")));
+        }
+        let existing: Option<(i64, Vec<u8>)> = tx
+            .query_row(
+                "SELECT id, blob_id FROM files WHERE folder_id = ?1 AND parent = ?2 AND name = ?3 AND deleted_at IS NULL",
+                params![to_folder.0, to_parent, to_name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let mut removed = None;
+        if let Some((eid, blob)) = existing {
+            if eid == id.0 {
+                return Ok(None);
+            }
+            if !replace {
+                return Err(StoreError::conflict(format!("file {to_name:?}")));
+            }
+            tx.execute(
+                "UPDATE files SET deleted_at = ?2, deleted_by = ?3, wrapped_key = NULL WHERE id = ?1",
+                params![eid, now_unix(), by.0],
+            )?;
+            removed = Some(BlobId::from_slice(&blob)?);
+        }
+        let n = tx.execute(
+            "UPDATE files SET folder_id = ?2, parent = ?3, name = ?4 WHERE id = ?1 AND deleted_at IS NULL",
+            params![id.0, to_folder.0, to_parent, to_name],
+        )?;
+        if n == 0 {
+            return Err(StoreError::not_found("file"));
+        }
+        tx.commit()?;
+        Ok(removed)
+    }
+
+    /// Moves a directory and everything below it within one folder.
+    pub fn rename_dir(&self, folder: FolderId, from: (&str, &str), to: (&str, &str)) -> Result<()> {
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let taken = tx
+            .query_row(
+                "SELECT (SELECT count(*) FROM dirs WHERE folder_id = ?1 AND parent = ?2 AND name = ?3) + \
+                        (SELECT count(*) FROM files WHERE folder_id = ?1 AND parent = ?2 AND name = ?3 AND deleted_at IS NULL)",
+                params![folder.0, to.0, to.1],
+                |r| r.get::<_, i64>(0),
+            )?;
+        if taken > 0 {
+            return Err(StoreError::conflict(format!("{:?}", to.1)));
+        }
+        let n = tx.execute(
+            "UPDATE dirs SET parent = ?4, name = ?5 WHERE folder_id = ?1 AND parent = ?2 AND name = ?3",
+            params![folder.0, from.0, from.1, to.0, to.1],
+        )?;
+        if n == 0 {
+            return Err(StoreError::not_found(format!("directory {:?}", from.1)));
+        }
+        let old = join_rel(from.0, from.1);
+        let new = join_rel(to.0, to.1);
+        for sql in [
+            concat!("UPDATE dirs SET parent = ?2 || substr(parent, length(?1) + 1) WHERE folder_id = ?3 AND ", subtree_match!()),
+            concat!("UPDATE files SET parent = ?2 || substr(parent, length(?1) + 1) WHERE folder_id = ?3 AND ", subtree_match!()),
+            concat!("UPDATE uploads SET parent = ?2 || substr(parent, length(?1) + 1) WHERE folder_id = ?3 AND ", subtree_match!()),
+        ] {
+            tx.execute(sql, params![old, new, folder.0])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    // ---- uploads (staging) ----
+
+    pub fn create_upload(
+        &self,
+        folder: FolderId,
+        parent: &str,
+        name: &str,
+        user: UserId,
+        blob: BlobId,
+        wrapped_key: &[u8],
+    ) -> Result<UploadRow> {
+        let c = self.conn();
+        let now = now_unix();
+        conflict_or(
+            c.execute(
+                "INSERT INTO uploads (folder_id, parent, name, user_id, blob_id, wrapped_key, size, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7)",
+                params![folder.0, parent, name, user.0, blob.0.as_slice(), wrapped_key, now],
+            ),
+            || format!("upload of {name:?}"),
+        )?;
+        Ok(UploadRow {
+            id: UploadId(c.last_insert_rowid()),
+            folder_id: folder,
+            parent: parent.to_owned(),
+            name: name.to_owned(),
+            user_id: user,
+            blob_id: blob,
+            wrapped_key: wrapped_key.to_vec(),
+            size: 0,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    pub fn upload_for(&self, folder: FolderId, parent: &str, name: &str, user: UserId) -> Result<Option<UploadRow>> {
+        let sql = concat!("SELECT ", upload_cols!(), " FROM uploads WHERE folder_id = ?1 AND parent = ?2 AND name = ?3 AND user_id = ?4");
+        Ok(self
+            .conn()
+            .query_row(&sql, params![folder.0, parent, name, user.0], upload_from)
+            .optional()?)
+    }
+
+    pub fn set_upload_size(&self, upload: UploadId, size: u64) -> Result<()> {
+        self.conn().execute(
+            "UPDATE uploads SET size = ?2, updated_at = ?3 WHERE id = ?1",
+            params![upload.0, size as i64, now_unix()],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets an upload; returns its blob so the caller removes the ciphertext.
+    pub fn delete_upload(&self, upload: UploadId) -> Result<Option<BlobId>> {
+        let c = self.conn();
+        let blob: Option<Vec<u8>> = c
+            .query_row("SELECT blob_id FROM uploads WHERE id = ?1", params![upload.0], |r| r.get(0))
+            .optional()?;
+        c.execute("DELETE FROM uploads WHERE id = ?1", params![upload.0])?;
+        blob.map(|b| BlobId::from_slice(&b)).transpose()
+    }
+
+    /// Uploads untouched since `before` (abandoned), for cleanup.
+    pub fn stale_uploads(&self, before: i64) -> Result<Vec<UploadRow>> {
+        let sql = concat!("SELECT ", upload_cols!(), " FROM uploads WHERE updated_at < ?1");
+        let c = self.conn();
+        let mut st = c.prepare(&sql)?;
+        let rows = st.query_map(params![before], upload_from)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    // ---- audit ----
+
+    /// Appends one audit record. `build` receives the last record's (seq, hash) and returns the new
+    /// record; an IMMEDIATE transaction makes read-last-then-insert atomic across processes, so two
+    /// writers can never fork the chain.
+    pub fn append_audit(&self, build: impl FnOnce(Option<(i64, String)>) -> AuditRow) -> Result<i64> {
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let last: Option<(i64, String)> = tx
+            .query_row(
+                "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let row = build(last);
+        tx.execute(
+            "INSERT INTO audit_log (seq, ts, door, actor, org, source, action, target, outcome, detail, prev_hash, hash) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![
+                row.seq,
+                row.ts,
+                row.door,
+                row.actor,
+                row.org,
+                row.source,
+                row.action,
+                row.target,
+                row.outcome,
+                row.detail,
+                row.prev_hash,
+                row.hash
+            ],
+        )?;
+        tx.commit()?;
+        Ok(row.seq)
+    }
+
+    /// Visits every audit record in sequence order; the visitor returns false to stop early.
+    pub fn scan_audit(&self, mut visit: impl FnMut(AuditRow) -> bool) -> Result<()> {
+        let c = self.conn();
+        let mut st = c.prepare(
+            "SELECT seq, ts, door, actor, org, source, action, target, outcome, detail, prev_hash, hash \
+             FROM audit_log ORDER BY seq",
+        )?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let row = AuditRow {
+                seq: r.get(0)?,
+                ts: r.get(1)?,
+                door: r.get(2)?,
+                actor: r.get(3)?,
+                org: r.get(4)?,
+                source: r.get(5)?,
+                action: r.get(6)?,
+                target: r.get(7)?,
+                outcome: r.get(8)?,
+                detail: r.get(9)?,
+                prev_hash: r.get(10)?,
+                hash: r.get(11)?,
+            };
+            if !visit(row) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn subject_key(s: Subject) -> (&'static str, i64) {
+    match s {
+        Subject::User(u) => ("user", u.0),
+        Subject::Group(g) => ("group", g.0),
+    }
+}
+
+/// `parent/name`, or `name` at a folder's top level.
+pub fn join_rel(parent: &str, name: &str) -> String {
+    if parent.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{parent}/{name}")
+    }
+}
