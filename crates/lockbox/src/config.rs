@@ -1,0 +1,117 @@
+//! Settings: built-in defaults, then an optional TOML file, then `LOCKBOX_*` environment variables and
+//! command-line flags (clap reads both). Nothing needs configuring for the embedded default.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use lockbox_sftp::SftpConfig;
+use lockbox_vault::{AuthPolicy, VaultConfig};
+use serde::Deserialize;
+
+pub const DEFAULT_DATA_DIR: &str = "./lockbox-data";
+/// Beside the data directory, not inside it: a copy of the data directory alone stays ciphertext.
+pub const DEFAULT_KEY_FILE: &str = "./lockbox-master.key";
+pub const DEFAULT_SFTP_LISTEN: &str = "127.0.0.1:2222";
+
+/// The TOML file's shape. Unknown keys are an error, so a typo cannot silently keep a default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub sftp: SftpSection,
+    #[serde(default)]
+    pub auth: AuthSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SftpSection {
+    pub listen: Option<String>,
+    pub max_connections: Option<usize>,
+    pub max_unauthenticated_per_ip: Option<usize>,
+    pub login_grace_secs: Option<u64>,
+    pub idle_timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    pub lockout_threshold: Option<i64>,
+    pub lockout_minutes: Option<u64>,
+    pub source_failure_limit: Option<u32>,
+    pub source_block_minutes: Option<u64>,
+    pub min_password_len: Option<usize>,
+}
+
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub key_file: PathBuf,
+    pub file: FileConfig,
+}
+
+impl Settings {
+    pub fn load(config: Option<&Path>, data_dir: Option<PathBuf>, key_file: Option<PathBuf>) -> Result<Self> {
+        let file: FileConfig = match config {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("cannot read config file {}", p.display()))?;
+                toml::from_str(&text).with_context(|| format!("invalid config file {}", p.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        Ok(Settings {
+            data_dir: data_dir
+                .or_else(|| file.data_dir.clone())
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            key_file: key_file
+                .or_else(|| file.key_file.clone())
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_KEY_FILE)),
+            file,
+        })
+    }
+
+    pub fn vault_config(&self) -> VaultConfig {
+        let mut auth = AuthPolicy::default();
+        let a = &self.file.auth;
+        if let Some(v) = a.lockout_threshold {
+            auth.lockout_threshold = v.max(1);
+        }
+        if let Some(v) = a.lockout_minutes {
+            auth.lockout_duration = Duration::from_secs(v * 60);
+        }
+        if let Some(v) = a.source_failure_limit {
+            auth.source_failure_limit = v.max(1);
+        }
+        if let Some(v) = a.source_block_minutes {
+            auth.source_block = Duration::from_secs(v * 60);
+        }
+        if let Some(v) = a.min_password_len {
+            auth.min_password_len = v.max(8);
+        }
+        VaultConfig {
+            data_dir: self.data_dir.clone(),
+            key_file: self.key_file.clone(),
+            auth,
+        }
+    }
+
+    pub fn sftp_config(&self) -> SftpConfig {
+        let mut c = SftpConfig::default();
+        let s = &self.file.sftp;
+        if let Some(v) = s.max_connections {
+            c.max_connections = v.max(1);
+        }
+        if let Some(v) = s.max_unauthenticated_per_ip {
+            c.max_unauthenticated_per_ip = v.max(1);
+        }
+        if let Some(v) = s.login_grace_secs {
+            c.login_grace = Duration::from_secs(v.max(1));
+        }
+        if let Some(v) = s.idle_timeout_secs {
+            c.idle_timeout = Duration::from_secs(v.max(1));
+        }
+        c
+    }
+}

@@ -1,0 +1,402 @@
+//! The `lockbox` binary: `serve` runs the doors; every other subcommand administers the same data
+//! directory through the vault API (so the CLI obeys the same rules and leaves the same audit trail).
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use lockbox_types::{PermissionSet, Role};
+use lockbox_vault::admin::{AdminActor, GrantSubject, Subject};
+use lockbox_vault::Vault;
+use serde_json::json;
+
+mod config;
+mod output;
+mod serve;
+
+use output::{print_rows, Out};
+
+#[derive(Parser)]
+#[command(name = "lockbox", version, about = "Lockbox: secure managed file transfer for health data")]
+struct Cli {
+    /// Data directory (SQLite metadata, encrypted blobs, SSH host key).
+    #[arg(long, env = "LOCKBOX_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// Key-encryption key file; must be outside the data directory.
+    #[arg(long, env = "LOCKBOX_KEY_FILE", global = true)]
+    key_file: Option<PathBuf>,
+    /// Optional TOML configuration file.
+    #[arg(long, env = "LOCKBOX_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (SFTP).
+    Serve(serve::ServeArgs),
+    /// Organizations (tenants).
+    #[command(subcommand)]
+    Org(OrgCmd),
+    /// Users.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// SSH public keys of users.
+    #[command(subcommand)]
+    Key(KeyCmd),
+    /// Groups of users within an organization.
+    #[command(subcommand)]
+    Group(GroupCmd),
+    /// Shared folders.
+    #[command(subcommand)]
+    Folder(FolderCmd),
+    /// Permissions of users and groups on folders.
+    #[command(subcommand)]
+    Grant(GrantCmd),
+    /// The tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+#[derive(Subcommand)]
+enum OrgCmd {
+    Create { name: String },
+    List,
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    Create {
+        #[arg(long)]
+        org: String,
+        name: String,
+        #[arg(long, default_value = "transfer")]
+        role: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    SetPassword {
+        name: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    List {
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Clear failed logins and any lockout.
+    Unlock { name: String },
+    Disable { name: String },
+    Enable { name: String },
+}
+
+#[derive(Subcommand)]
+enum KeyCmd {
+    /// Add an OpenSSH public key (one line, as in authorized_keys) from a file.
+    Add { user: String, file: PathBuf },
+    List { user: String },
+    Remove { user: String, fingerprint: String },
+}
+
+#[derive(Subcommand)]
+enum GroupCmd {
+    Create {
+        #[arg(long)]
+        org: String,
+        name: String,
+    },
+    AddMember {
+        #[arg(long)]
+        org: Option<String>,
+        group: String,
+        user: String,
+    },
+    List {
+        #[arg(long)]
+        org: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum FolderCmd {
+    Create {
+        #[arg(long)]
+        org: String,
+        name: String,
+    },
+    List {
+        #[arg(long)]
+        org: Option<String>,
+    },
+}
+
+#[derive(Args)]
+struct GrantTarget {
+    #[arg(long)]
+    org: String,
+    #[arg(long)]
+    folder: String,
+    #[arg(long, conflicts_with = "group", required_unless_present = "group")]
+    user: Option<String>,
+    #[arg(long)]
+    group: Option<String>,
+}
+
+impl GrantTarget {
+    fn subject(&self) -> GrantSubject<'_> {
+        match (&self.user, &self.group) {
+            (Some(u), _) => GrantSubject::User(u),
+            (None, Some(g)) => GrantSubject::Group(g),
+            (None, None) => GrantSubject::User(""),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum GrantCmd {
+    Add {
+        #[command(flatten)]
+        target: GrantTarget,
+        /// Comma-separated: list,read,write,delete,mkdir,rename, or all.
+        #[arg(long)]
+        perms: String,
+    },
+    Remove {
+        #[command(flatten)]
+        target: GrantTarget,
+    },
+    List {
+        #[arg(long)]
+        org: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Check the hash chain; names the first bad record.
+    Verify,
+    /// Print every record.
+    Export {
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+    },
+}
+
+/// First line of stdin, without the line ending.
+fn read_password() -> Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("could not read the password from standard input")?;
+    let pw = line.trim_end_matches(['\r', '\n']).to_owned();
+    if pw.is_empty() {
+        bail!("no password on standard input");
+    }
+    Ok(pw)
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let settings = config::Settings::load(cli.config.as_deref(), cli.data_dir.clone(), cli.key_file.clone())?;
+    let out = Out { json: cli.json };
+    if let Command::Serve(args) = cli.command {
+        return serve::run(settings, args);
+    }
+    let (vault, _) = Vault::open(settings.vault_config())?;
+    let actor = AdminActor::cli();
+    match cli.command {
+        Command::Serve(_) => unreachable!("handled above"),
+        Command::Org(OrgCmd::Create { name }) => {
+            let org = vault.create_org(&actor, &name)?;
+            out.done(&format!("created organization {}", org.name), &org);
+        }
+        Command::Org(OrgCmd::List) => {
+            let orgs = vault.list_orgs()?;
+            print_rows(&out, &orgs, &["NAME", "CREATED"], |o| vec![o.name.clone(), output::date(o.created_at)]);
+        }
+        Command::User(cmd) => user(&vault, &actor, &out, cmd)?,
+        Command::Key(KeyCmd::Add { user, file }) => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read public key file {}", file.display()))?;
+            let line = text
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty() && !l.starts_with('#'))
+                .with_context(|| format!("{} holds no public key", file.display()))?;
+            let key = vault.add_key(&actor, &user, line)?;
+            out.done(&format!("added {} key {} for {}", key.algorithm, key.fingerprint, user), &key);
+        }
+        Command::Key(KeyCmd::List { user }) => {
+            let keys = vault.list_keys(&user)?;
+            print_rows(&out, &keys, &["FINGERPRINT", "TYPE", "COMMENT", "ADDED"], |k| {
+                vec![k.fingerprint.clone(), k.algorithm.clone(), k.comment.clone(), output::date(k.created_at)]
+            });
+        }
+        Command::Key(KeyCmd::Remove { user, fingerprint }) => {
+            vault.remove_key(&actor, &user, &fingerprint)?;
+            out.done(&format!("removed key {fingerprint} of {user}"), &json!({"removed": fingerprint}));
+        }
+        Command::Group(GroupCmd::Create { org, name }) => {
+            let g = vault.create_group(&actor, &org, &name)?;
+            out.done(&format!("created group {} in {}", g.name, org), &g);
+        }
+        Command::Group(GroupCmd::AddMember { org, group, user }) => {
+            let org = match org {
+                Some(o) => o,
+                None => vault.user(&user)?.org_name,
+            };
+            vault.add_group_member(&actor, &org, &group, &user)?;
+            out.done(&format!("added {user} to group {group}"), &json!({"group": group, "user": user}));
+        }
+        Command::Group(GroupCmd::List { org }) => {
+            let groups = vault.list_groups(&org)?;
+            let rows: Vec<_> = groups
+                .iter()
+                .map(|(g, m)| json!({"name": g.name, "members": m}))
+                .collect();
+            print_rows(&out, &rows, &["GROUP", "MEMBERS"], |r| {
+                vec![
+                    r["name"].as_str().unwrap_or_default().to_owned(),
+                    r["members"]
+                        .as_array()
+                        .map(|m| m.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(","))
+                        .unwrap_or_default(),
+                ]
+            });
+        }
+        Command::Folder(FolderCmd::Create { org, name }) => {
+            let f = vault.create_folder(&actor, &org, &name)?;
+            out.done(&format!("created folder {} in {}", f.name, org), &f);
+        }
+        Command::Folder(FolderCmd::List { org }) => {
+            let orgs = vault.list_orgs()?;
+            let folders = vault.list_folders(org.as_deref())?;
+            let org_name = |id| orgs.iter().find(|o| o.id == id).map(|o| o.name.clone()).unwrap_or_default();
+            print_rows(&out, &folders, &["ORG", "FOLDER", "HOME OF", "CREATED"], |f| {
+                vec![
+                    org_name(f.org_id),
+                    f.name.clone(),
+                    if f.home_of.is_some() { f.name.trim_start_matches("home.").to_owned() } else { String::new() },
+                    output::date(f.created_at),
+                ]
+            });
+        }
+        Command::Grant(GrantCmd::Add { target, perms }) => {
+            let perms = PermissionSet::parse(&perms)?;
+            vault.grant(&actor, &target.org, &target.folder, target.subject(), perms)?;
+            out.done(
+                &format!("granted {perms} on {}/{}", target.org, target.folder),
+                &json!({"org": target.org, "folder": target.folder, "perms": perms.names()}),
+            );
+        }
+        Command::Grant(GrantCmd::Remove { target }) => {
+            vault.revoke(&actor, &target.org, &target.folder, target.subject())?;
+            out.done(
+                &format!("removed grant on {}/{}", target.org, target.folder),
+                &json!({"org": target.org, "folder": target.folder, "removed": true}),
+            );
+        }
+        Command::Grant(GrantCmd::List { org }) => {
+            let grants = vault.list_grants(org.as_deref())?;
+            print_rows(&out, &grants, &["FOLDER", "SUBJECT", "PERMISSIONS"], |g| {
+                let kind = match g.subject {
+                    Subject::User(_) => "user",
+                    Subject::Group(_) => "group",
+                };
+                vec![g.folder_name.clone(), format!("{kind}:{}", g.subject_name), g.perms.to_string()]
+            });
+        }
+        Command::Audit(AuditCmd::Verify) => {
+            let report = vault.audit_verify()?;
+            out.done(&format!("audit log OK: {} records, head {}", report.records, report.head_hash), &report);
+        }
+        Command::Audit(AuditCmd::Export { format }) => {
+            if format != "jsonl" {
+                bail!("unknown export format {format:?} (supported: jsonl)");
+            }
+            let stdout = std::io::stdout();
+            let mut lock = std::io::BufWriter::new(stdout.lock());
+            let n = vault.audit_export_jsonl(&mut lock)?;
+            lock.flush()?;
+            vault.note_audit_export(&actor, n)?;
+        }
+    }
+    Ok(())
+}
+
+fn user(vault: &Vault, actor: &AdminActor, out: &Out, cmd: UserCmd) -> Result<()> {
+    match cmd {
+        UserCmd::Create { org, name, role, password_stdin } => {
+            let role = Role::parse(&role)?;
+            let pw = if password_stdin { Some(read_password()?) } else { None };
+            let u = vault.create_user(actor, &org, &name, role, pw.as_deref())?;
+            out.done(
+                &format!("created {} user {} in {} (home folder /home)", role.as_str(), u.name, u.org_name),
+                &u,
+            );
+        }
+        UserCmd::SetPassword { name, .. } => {
+            let pw = read_password()?;
+            vault.set_password(actor, &name, &pw)?;
+            out.done(&format!("password set for {name}"), &json!({"user": name}));
+        }
+        UserCmd::List { org } => {
+            let users = vault.list_users(org.as_deref())?;
+            let now = now_unix();
+            print_rows(out, &users, &["ORG", "USER", "ROLE", "STATE", "FAILED"], |u| {
+                let state = if u.disabled {
+                    "disabled"
+                } else if u.locked_until.is_some_and(|t| t > now) {
+                    "locked"
+                } else {
+                    "active"
+                };
+                vec![u.org_name.clone(), u.name.clone(), u.role.as_str().into(), state.into(), u.failed_logins.to_string()]
+            });
+        }
+        UserCmd::Unlock { name } => {
+            vault.unlock_user(actor, &name)?;
+            out.done(&format!("unlocked {name}"), &json!({"user": name, "unlocked": true}));
+        }
+        UserCmd::Disable { name } => {
+            vault.set_user_disabled(actor, &name, true)?;
+            out.done(&format!("disabled {name}"), &json!({"user": name, "disabled": true}));
+        }
+        UserCmd::Enable { name } => {
+            vault.set_user_disabled(actor, &name, false)?;
+            out.done(&format!("enabled {name}"), &json!({"user": name, "disabled": false}));
+        }
+    }
+    Ok(())
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One clear line; the chain of causes joined, most specific last.
+            let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
+            if json {
+                let _ = writeln!(std::io::stdout(), "{}", json!({"error": msg}));
+            }
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! `lockbox serve`: opens (or on first run creates) the data directory, key file and SSH host key,
+//! binds the listeners, says where everything is, and runs until interrupted.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use lockbox_types::Door;
+use lockbox_vault::{Action, AuditEvent, Outcome, Vault};
+use rand::RngCore;
+use russh::keys::ssh_key::{private::Ed25519Keypair, LineEnding, PrivateKey};
+use serde_json::json;
+
+use crate::config::{Settings, DEFAULT_SFTP_LISTEN};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// SFTP listen address (`127.0.0.1:0` picks a free port).
+    #[arg(long, env = "LOCKBOX_SFTP_LISTEN")]
+    sftp_listen: Option<String>,
+}
+
+const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
+
+/// Loads the SSH host key, creating it (0600) on first run. Clients pin it, so it must persist.
+fn host_key(data_dir: &Path) -> Result<(PrivateKey, bool)> {
+    let path = data_dir.join(HOST_KEY_FILE);
+    if path.exists() {
+        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read SSH host key {}", path.display()))?;
+        let key = PrivateKey::from_openssh(text).with_context(|| format!("invalid SSH host key {}", path.display()))?;
+        return Ok((key, false));
+    }
+    let mut seed = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut seed);
+    let key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
+    let pem = key.to_openssh(LineEnding::LF).context("cannot encode the SSH host key")?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot create SSH host key {}", path.display()))?;
+    f.write_all(pem.as_bytes())?;
+    f.sync_all()?;
+    Ok((key, true))
+}
+
+pub fn run(settings: Settings, args: ServeArgs) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOCKBOX_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,russh=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+
+    let (vault, report) = Vault::open(settings.vault_config())?;
+    let (key, created_host_key) = host_key(vault.data_dir())?;
+    let listen = args
+        .sftp_listen
+        .or_else(|| settings.file.sftp.listen.clone())
+        .unwrap_or_else(|| DEFAULT_SFTP_LISTEN.to_owned());
+    let sftp_cfg = settings.sftp_config();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        if report.created_data_dir || report.created_key_file || created_host_key {
+            eprintln!("lockbox: first run: created data directory {}", vault.data_dir().display());
+            eprintln!("lockbox: key-encryption key: {} (keep it safe and apart from the data; back it up separately)", vault.key_description());
+            eprintln!("lockbox: next: lockbox org create NAME; lockbox user create --org NAME USER --password-stdin; lockbox key add USER KEY.pub");
+        }
+        eprintln!("lockbox: data directory {}, metadata {}", vault.data_dir().display(), vault.database_path().display());
+        eprintln!("lockbox: sftp listening on {addr}");
+        let v = vault.clone();
+        tokio::task::spawn_blocking(move || {
+            v.record_quietly(
+                AuditEvent::new(Door::Cli, Action::ServerStarted, Outcome::Ok)
+                    .actor("lockbox", "")
+                    .detail(json!({"sftp": addr.to_string(), "version": env!("CARGO_PKG_VERSION")})),
+            )
+        })
+        .await?;
+        tokio::select! {
+            r = lockbox_sftp::serve(vault, listener, key, sftp_cfg) => r.context("SFTP listener failed")?,
+            _ = tokio::signal::ctrl_c() => eprintln!("lockbox: shutting down"),
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,733 @@
+//! One SFTP session on one SSH channel. Requests are served concurrently:
+//!
+//! - the **reader** task parses packets and never waits on anything the writer needs (it only takes
+//!   in-flight permits with `try_acquire`), so russh's session loop can always deliver the client's
+//!   window adjustments and the design's deadlock cannot form;
+//! - each request runs on the blocking pool (vault calls do SQLite and positional file I/O), except
+//!   writes and other operations on an upload handle, which go through that handle's own worker in
+//!   arrival order (the encrypted writer and the running digest need order);
+//! - the **writer** task sends replies as they complete (out of order is fine for SFTP clients) and
+//!   releases each request's permit only once its reply is handed to the channel, which bounds the
+//!   memory a session can pin to `MAX_IN_FLIGHT` requests.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use lockbox_types::VirtualPath;
+use lockbox_vault::{Entry, EntryKind, OpenMode, ReadHandle, Session, VaultError, WriteHandle};
+use serde_json::json;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+
+use crate::errors::status_of;
+use crate::protocol::{
+    self, encode_data_header, limits_reply_payload, longname, parse_request, server_extensions, Attrs,
+    ExtendedRequest, NameEntry, Request, Response, StatusCode, Statvfs, DATA_HEADER_LEN, MAX_READ_LEN,
+    MAX_REPLY_LEN, MAX_WRITE_LEN, SSH_FXF_APPEND, SSH_FXF_CREAT, SSH_FXF_EXCL, SSH_FXF_READ, SSH_FXF_TRUNC,
+    SSH_FXF_WRITE,
+};
+
+/// Requests being served at once per session. OpenSSH's client keeps up to 64 in flight; twice that
+/// leaves room for other clients while capping pinned memory at ~32 MiB per session.
+pub const MAX_IN_FLIGHT: usize = 128;
+/// Open handles per session (announced through limits@openssh.com).
+pub const MAX_HANDLES: usize = 256;
+/// Requests refused for exceeding `MAX_IN_FLIGHT` whose short error replies are still queued; a
+/// client that keeps flooding past this is not a client we can serve, so the session ends.
+const MAX_UNPERMITTED_REPLIES: usize = 1024;
+/// Directory entries per READDIR reply (OpenSSH's server sends 100).
+const READDIR_BATCH: usize = 100;
+
+/// Unix mode bits presented to clients; Lockbox does not model owners or modes.
+const DIR_MODE: u32 = 0o040_750;
+const FILE_MODE: u32 = 0o100_640;
+
+type Reply = (Bytes, Option<OwnedSemaphorePermit>);
+
+enum Job {
+    Write { id: u32, offset: u64, data: Bytes, permit: OwnedSemaphorePermit },
+    Fstat { id: u32, permit: OwnedSemaphorePermit },
+    Setstat { id: u32, attrs: Attrs, permit: OwnedSemaphorePermit },
+    Fsync { id: u32, permit: OwnedSemaphorePermit },
+    Close { id: u32, permit: OwnedSemaphorePermit },
+}
+
+enum Handle {
+    Read(Arc<ReadHandle>),
+    Write(mpsc::UnboundedSender<Job>),
+    Dir { entries: Vec<Entry>, pos: usize },
+}
+
+/// Counters reported when the session ends.
+#[derive(Default)]
+struct Stats {
+    requests: AtomicUsize,
+    errors: AtomicUsize,
+}
+
+struct State {
+    session: Arc<Session>,
+    home: VirtualPath,
+    handles: Mutex<HashMap<u32, Handle>>,
+    next_handle: AtomicU32,
+    replies: mpsc::UnboundedSender<Reply>,
+    unpermitted: Arc<AtomicUsize>,
+    stats: Stats,
+    /// Write workers still running; the session waits for them so interrupted uploads are saved.
+    workers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+fn encode(resp: &Response) -> Bytes {
+    let mut out = Vec::new();
+    match resp.encode(&mut out) {
+        Ok(()) => Bytes::from(out),
+        Err(e) => {
+            // Only oversized replies fail to encode, and every reply we build is bounded.
+            tracing::error!(error = %e, "reply could not be encoded");
+            Bytes::new()
+        }
+    }
+}
+
+fn status(id: u32, code: StatusCode, message: impl Into<String>) -> Bytes {
+    encode(&Response::Status {
+        id,
+        code,
+        message: message.into(),
+    })
+}
+
+fn ok(id: u32) -> Bytes {
+    status(id, StatusCode::Ok, "Success")
+}
+
+fn error_reply(id: u32, e: &VaultError) -> Bytes {
+    if matches!(e.kind(), lockbox_vault::ErrorKind::Internal) {
+        tracing::error!(error = %e, "request failed");
+    }
+    status(id, status_of(e), e.client_message())
+}
+
+fn attrs_of(e: &Entry) -> Attrs {
+    let mtime = u32::try_from(e.mtime.max(0)).unwrap_or(u32::MAX);
+    Attrs {
+        size: Some(e.size),
+        uid_gid: Some((0, 0)),
+        permissions: Some(if e.kind == EntryKind::Dir { DIR_MODE } else { FILE_MODE }),
+        atime_mtime: Some((mtime, mtime)),
+        extended: Vec::new(),
+    }
+}
+
+fn handle_bytes(h: u32) -> Vec<u8> {
+    h.to_be_bytes().to_vec()
+}
+
+fn handle_id(h: &[u8]) -> Option<u32> {
+    <[u8; 4]>::try_from(h).ok().map(u32::from_be_bytes)
+}
+
+/// Runs the blocking closure on the blocking pool; a panic there becomes an internal error reply.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, VaultError> + Send + 'static) -> Result<T, VaultError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(VaultError::Config(format!("worker failed: {e}"))),
+    }
+}
+
+impl State {
+    fn path(&self, text: &str) -> Result<VirtualPath, VaultError> {
+        Ok(VirtualPath::parse(&self.home, text)?)
+    }
+
+    fn send(&self, bytes: Bytes, permit: Option<OwnedSemaphorePermit>) {
+        let _ = self.replies.send((bytes, permit));
+    }
+
+    fn insert_handle(&self, h: Handle) -> Option<u32> {
+        let mut map = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_HANDLES {
+            return None;
+        }
+        let id = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        map.insert(id, h);
+        Some(id)
+    }
+}
+
+/// Serves one SFTP session until the client closes the channel. `input` is the channel's read side;
+/// `output` receives complete reply packets.
+pub async fn serve<R, W, Fut>(session: Arc<Session>, mut input: R, mut output: W)
+where
+    R: AsyncRead + Unpin + Send,
+    W: FnMut(Bytes) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let (reply_tx, mut reply_rx) = mpsc::unbounded_channel::<Reply>();
+    let unpermitted = Arc::new(AtomicUsize::new(0));
+    let writer_unpermitted = unpermitted.clone();
+    let writer = tokio::spawn(async move {
+        while let Some((bytes, permit)) = reply_rx.recv().await {
+            let counted = permit.is_none();
+            if !bytes.is_empty() && !output(bytes).await {
+                break;
+            }
+            drop(permit);
+            if counted {
+                writer_unpermitted.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    });
+
+    let state = Arc::new(State {
+        home: session.home(),
+        session,
+        handles: Mutex::new(HashMap::new()),
+        next_handle: AtomicU32::new(1),
+        replies: reply_tx,
+        unpermitted,
+        stats: Stats::default(),
+        workers: Mutex::new(Vec::new()),
+    });
+    let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let end_reason = read_loop(&state, &mut input, &permits).await;
+
+    // Connection over: downloads are recorded, uploads not closed are kept as interrupted.
+    let leftovers: Vec<Handle> = {
+        let mut map = state.handles.lock().unwrap_or_else(|p| p.into_inner());
+        map.drain().map(|(_, h)| h).collect()
+    };
+    let mut interrupted = 0usize;
+    for h in leftovers {
+        match h {
+            Handle::Read(r) => {
+                let _ = blocking(move || r.close()).await;
+            }
+            Handle::Write(tx) => {
+                interrupted += 1;
+                drop(tx);
+            }
+            Handle::Dir { .. } => {}
+        }
+    }
+    let workers: Vec<_> = std::mem::take(&mut *state.workers.lock().unwrap_or_else(|p| p.into_inner()));
+    for w in workers {
+        let _ = w.await;
+    }
+    let detail = json!({
+        "requests": state.stats.requests.load(Ordering::Relaxed),
+        "errors": state.stats.errors.load(Ordering::Relaxed),
+        "interrupted_uploads": interrupted,
+        "end": end_reason,
+    });
+    let session = state.session.clone();
+    let _ = tokio::task::spawn_blocking(move || session.end(detail)).await;
+    drop(state);
+    let _ = writer.await;
+}
+
+/// Reads and dispatches packets; returns why the session ended.
+async fn read_loop<R: AsyncRead + Unpin>(state: &Arc<State>, input: &mut R, permits: &Arc<Semaphore>) -> &'static str {
+    let mut initialized = false;
+    loop {
+        let mut header = [0u8; 4];
+        if input.read_exact(&mut header).await.is_err() {
+            return "closed by client";
+        }
+        let len = match protocol::frame_len(header) {
+            Ok(l) => l as usize,
+            Err(e) => {
+                tracing::info!(error = %e, "bad SFTP frame; ending session");
+                return "bad frame length";
+            }
+        };
+        let mut body = BytesMut::zeroed(len);
+        if input.read_exact(&mut body).await.is_err() {
+            return "closed mid-packet";
+        }
+        state.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let req = match parse_request(body.freeze()) {
+            Ok(r) => r,
+            Err(e) => {
+                state.stats.errors.fetch_add(1, Ordering::Relaxed);
+                match e.id {
+                    Some(id) if initialized => {
+                        state.unpermitted.fetch_add(1, Ordering::Relaxed);
+                        state.send(status(id, e.status_code(), e.kind.to_string()), None);
+                        continue;
+                    }
+                    _ => return "malformed packet",
+                }
+            }
+        };
+        if !initialized {
+            match req {
+                Request::Init { .. } => {
+                    initialized = true;
+                    state.send(
+                        encode(&Response::Version {
+                            version: protocol::SFTP_VERSION,
+                            extensions: server_extensions(),
+                        }),
+                        None,
+                    );
+                    state.unpermitted.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                _ => return "request before INIT",
+            }
+        }
+        let Some(id) = req.id() else {
+            return "second INIT";
+        };
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                if state.unpermitted.fetch_add(1, Ordering::Relaxed) >= MAX_UNPERMITTED_REPLIES {
+                    return "request flood";
+                }
+                state.send(status(id, StatusCode::Failure, "too many requests in flight"), None);
+                continue;
+            }
+        };
+        dispatch(state, req, permit);
+    }
+}
+
+/// Routes one request: upload-handle operations to their ordered worker, the rest to a task.
+fn dispatch(state: &Arc<State>, req: Request, permit: OwnedSemaphorePermit) {
+    let handle_job = |handle: &[u8], job: Job| -> Result<(), Job> {
+        let Some(h) = handle_id(handle) else { return Err(job) };
+        let map = state.handles.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get(&h) {
+            Some(Handle::Write(tx)) => tx.send(job).map_err(|e| e.0),
+            _ => Err(job),
+        }
+    };
+    let req = match req {
+        Request::Write { id, handle, offset, data } => {
+            match handle_job(&handle, Job::Write { id, offset, data, permit }) {
+                Ok(()) => return,
+                Err(Job::Write { permit, .. }) => {
+                    state.send(status(id, StatusCode::Failure, "not a handle open for writing"), Some(permit));
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+        Request::Fstat { id, handle } => match handle_job(&handle, Job::Fstat { id, permit }) {
+            Ok(()) => return,
+            Err(Job::Fstat { permit, .. }) => {
+                return spawn_request(state, Request::Fstat { id, handle }, permit);
+            }
+            Err(_) => return,
+        },
+        Request::Fsetstat { id, handle, attrs } => match handle_job(&handle, Job::Setstat { id, attrs, permit }) {
+            Ok(()) => return,
+            Err(Job::Setstat { permit, attrs, .. }) => {
+                return spawn_request(state, Request::Fsetstat { id, handle, attrs }, permit);
+            }
+            Err(_) => return,
+        },
+        Request::Extended { id, request: ExtendedRequest::Fsync { handle } } => {
+            match handle_job(&handle, Job::Fsync { id, permit }) {
+                Ok(()) => return,
+                Err(Job::Fsync { permit, .. }) => {
+                    // fsync on a download is meaningless but harmless.
+                    state.send(ok(id), Some(permit));
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+        Request::Close { id, handle } => {
+            let Some(h) = handle_id(&handle) else {
+                state.send(status(id, StatusCode::Failure, "invalid handle"), Some(permit));
+                return;
+            };
+            let removed = state.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&h);
+            match removed {
+                Some(Handle::Write(tx)) => {
+                    // Close goes through the worker so it runs after every queued write.
+                    let _ = tx.send(Job::Close { id, permit });
+                }
+                Some(Handle::Read(r)) => {
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        let reply = match blocking(move || r.close()).await {
+                            Ok(()) => ok(id),
+                            Err(e) => error_reply(id, &e),
+                        };
+                        state.send(reply, Some(permit));
+                    });
+                }
+                Some(Handle::Dir { .. }) => state.send(ok(id), Some(permit)),
+                None => state.send(status(id, StatusCode::Failure, "invalid handle"), Some(permit)),
+            }
+            return;
+        }
+        other => other,
+    };
+    spawn_request(state, req, permit);
+}
+
+fn spawn_request(state: &Arc<State>, req: Request, permit: OwnedSemaphorePermit) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let id = req.id().unwrap_or(0);
+        let reply = match handle_request(&state, req).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                state.stats.errors.fetch_add(1, Ordering::Relaxed);
+                error_reply(id, &e)
+            }
+        };
+        state.send(reply, Some(permit));
+    });
+}
+
+fn unsupported(id: u32, what: &str) -> Bytes {
+    status(id, StatusCode::OpUnsupported, format!("{what} is not supported by Lockbox"))
+}
+
+async fn handle_request(state: &Arc<State>, req: Request) -> Result<Bytes, VaultError> {
+    let session = state.session.clone();
+    match req {
+        Request::Open { id, path, pflags, attrs } => open(state, id, &path, pflags, attrs).await,
+        Request::Read { id, handle, offset, len } => {
+            let r = {
+                let map = state.handles.lock().unwrap_or_else(|p| p.into_inner());
+                match handle_id(&handle).and_then(|h| map.get(&h)) {
+                    Some(Handle::Read(r)) => r.clone(),
+                    Some(_) => return Ok(status(id, StatusCode::Failure, "handle is not open for reading")),
+                    None => return Ok(status(id, StatusCode::Failure, "invalid handle")),
+                }
+            };
+            let len = len.min(MAX_READ_LEN) as usize;
+            blocking(move || {
+                let mut buf = vec![0u8; DATA_HEADER_LEN + len];
+                let n = r.read_at(offset, buf.get_mut(DATA_HEADER_LEN..).unwrap_or_default())?;
+                if n == 0 {
+                    return Ok(status(id, StatusCode::Eof, "End of file"));
+                }
+                let mut header = Vec::with_capacity(DATA_HEADER_LEN);
+                encode_data_header(&mut header, id, n as u32)
+                    .map_err(|e| VaultError::InvalidInput(e.to_string()))?;
+                if let Some(dst) = buf.get_mut(..DATA_HEADER_LEN) {
+                    dst.copy_from_slice(&header);
+                }
+                buf.truncate(DATA_HEADER_LEN + n);
+                Ok(Bytes::from(buf))
+            })
+            .await
+        }
+        Request::Fstat { id, handle } => {
+            let entry = {
+                let map = state.handles.lock().unwrap_or_else(|p| p.into_inner());
+                match handle_id(&handle).and_then(|h| map.get(&h)) {
+                    Some(Handle::Read(r)) => Entry {
+                        name: String::new(),
+                        kind: EntryKind::File,
+                        size: r.size(),
+                        mtime: r.mtime(),
+                    },
+                    Some(Handle::Dir { .. }) => Entry {
+                        name: String::new(),
+                        kind: EntryKind::Dir,
+                        size: 0,
+                        mtime: 0,
+                    },
+                    _ => return Ok(status(id, StatusCode::Failure, "invalid handle")),
+                }
+            };
+            Ok(encode(&Response::Attrs { id, attrs: attrs_of(&entry) }))
+        }
+        // Attribute changes on a download handle: nothing to change.
+        Request::Fsetstat { id, .. } => Ok(ok(id)),
+        Request::Lstat { id, path } | Request::Stat { id, path } => {
+            let p = state.path(&path)?;
+            let e = blocking(move || session.stat(&p)).await?;
+            Ok(encode(&Response::Attrs { id, attrs: attrs_of(&e) }))
+        }
+        Request::Setstat { id, path, attrs } | Request::Extended { id, request: ExtendedRequest::Lsetstat { path, attrs } } => {
+            let p = state.path(&path)?;
+            if attrs.size.is_some() {
+                return Ok(status(
+                    id,
+                    StatusCode::OpUnsupported,
+                    "changing a stored file's size is not supported; upload a new version",
+                ));
+            }
+            match attrs.atime_mtime {
+                Some((_, mtime)) => blocking(move || session.set_mtime(&p, i64::from(mtime))).await?,
+                // Owners and modes are not modeled; check the path exists and accept.
+                None => {
+                    blocking(move || session.stat(&p)).await?;
+                }
+            }
+            Ok(ok(id))
+        }
+        Request::Opendir { id, path } => {
+            let p = state.path(&path)?;
+            let entries = blocking(move || session.list_dir(&p)).await?;
+            match state.insert_handle(Handle::Dir { entries, pos: 0 }) {
+                Some(h) => Ok(encode(&Response::Handle { id, handle: handle_bytes(h) })),
+                None => Ok(status(id, StatusCode::Failure, "too many open handles")),
+            }
+        }
+        Request::Readdir { id, handle } => {
+            let mut map = state.handles.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(Handle::Dir { entries, pos }) = handle_id(&handle).and_then(|h| map.get_mut(&h)) else {
+                return Ok(status(id, StatusCode::Failure, "invalid handle"));
+            };
+            let batch: Vec<NameEntry> = entries
+                .iter()
+                .skip(*pos)
+                .take(READDIR_BATCH)
+                .map(|e| {
+                    let attrs = attrs_of(e);
+                    NameEntry {
+                        longname: longname(&e.name, &attrs, state.session.user_name(), state.session.org_name()),
+                        filename: e.name.clone(),
+                        attrs,
+                    }
+                })
+                .collect();
+            if batch.is_empty() {
+                return Ok(status(id, StatusCode::Eof, "End of directory"));
+            }
+            *pos += batch.len();
+            Ok(encode(&Response::Name { id, entries: batch }))
+        }
+        Request::Remove { id, path } => {
+            let p = state.path(&path)?;
+            blocking(move || session.remove(&p)).await?;
+            Ok(ok(id))
+        }
+        Request::Mkdir { id, path, .. } => {
+            let p = state.path(&path)?;
+            blocking(move || session.mkdir(&p)).await?;
+            Ok(ok(id))
+        }
+        Request::Rmdir { id, path } => {
+            let p = state.path(&path)?;
+            blocking(move || session.rmdir(&p)).await?;
+            Ok(ok(id))
+        }
+        Request::Realpath { id, path } => {
+            // Lexical, clamped at the virtual root: answers "where is that", reveals nothing.
+            let p = VirtualPath::normalize(&state.home, &path)?;
+            let name = p.to_string();
+            Ok(encode(&Response::Name {
+                id,
+                entries: vec![NameEntry {
+                    filename: name.clone(),
+                    longname: name,
+                    attrs: Attrs::default(),
+                }],
+            }))
+        }
+        Request::Rename { id, old, new } => {
+            let (from, to) = (state.path(&old)?, state.path(&new)?);
+            // SFTP v3 rename must not overwrite (OpenSSH's server behaves the same way).
+            blocking(move || session.rename(&from, &to, false)).await?;
+            Ok(ok(id))
+        }
+        Request::Extended { id, request } => extended(state, id, request).await,
+        Request::Readlink { id, .. } => Ok(unsupported(id, "reading links")),
+        Request::Symlink { id, .. } => Ok(unsupported(id, "creating symbolic links")),
+        Request::Init { .. } | Request::Write { .. } | Request::Close { .. } => Ok(Bytes::new()),
+    }
+}
+
+async fn extended(state: &Arc<State>, id: u32, request: ExtendedRequest) -> Result<Bytes, VaultError> {
+    let session = state.session.clone();
+    match request {
+        ExtendedRequest::PosixRename { old, new } => {
+            let (from, to) = (state.path(&old)?, state.path(&new)?);
+            blocking(move || session.rename(&from, &to, true)).await?;
+            Ok(ok(id))
+        }
+        ExtendedRequest::Statvfs { .. } | ExtendedRequest::Fstatvfs { .. } => {
+            let (free, total) = blocking(move || session.space()).await?;
+            const BLOCK: u64 = 4096;
+            let v = Statvfs {
+                bsize: BLOCK,
+                frsize: BLOCK,
+                blocks: total / BLOCK,
+                bfree: free / BLOCK,
+                bavail: free / BLOCK,
+                files: 0,
+                ffree: 0,
+                favail: 0,
+                fsid: 0,
+                flag: protocol::SSH_FXE_STATVFS_ST_NOSUID,
+                namemax: lockbox_types::MAX_NAME_LEN as u64,
+            };
+            Ok(encode(&Response::ExtendedReply { id, payload: v.encode_payload() }))
+        }
+        ExtendedRequest::Limits => Ok(encode(&Response::ExtendedReply {
+            id,
+            payload: limits_reply_payload(
+                u64::from(MAX_REPLY_LEN),
+                u64::from(MAX_READ_LEN),
+                u64::from(MAX_WRITE_LEN),
+                MAX_HANDLES as u64,
+            ),
+        })),
+        ExtendedRequest::Hardlink { .. } => Ok(unsupported(id, "creating hard links")),
+        ExtendedRequest::Fsync { .. } => Ok(ok(id)),
+        ExtendedRequest::Lsetstat { .. } => Ok(ok(id)),
+        ExtendedRequest::ExpandPath { .. } => Ok(unsupported(id, "expand-path")),
+        ExtendedRequest::HomeDirectory { .. } => Ok(unsupported(id, "home-directory")),
+        ExtendedRequest::CopyData { .. } => Ok(unsupported(id, "copy-data")),
+        ExtendedRequest::Unknown { name } => {
+            let shown: String = name.chars().take(64).collect();
+            Ok(unsupported(id, &format!("extension {shown:?}")))
+        }
+    }
+}
+
+async fn open(state: &Arc<State>, id: u32, path: &str, pflags: u32, attrs: Attrs) -> Result<Bytes, VaultError> {
+    let p = state.path(path)?;
+    let session = state.session.clone();
+    if pflags & SSH_FXF_WRITE == 0 {
+        if pflags & SSH_FXF_READ == 0 {
+            return Ok(status(id, StatusCode::Failure, "open needs read or write access"));
+        }
+        let r = blocking(move || session.open_read(&p)).await?;
+        return match state.insert_handle(Handle::Read(Arc::new(r))) {
+            Some(h) => Ok(encode(&Response::Handle { id, handle: handle_bytes(h) })),
+            None => Ok(status(id, StatusCode::Failure, "too many open handles")),
+        };
+    }
+    let mode = OpenMode {
+        truncate: pflags & SSH_FXF_TRUNC != 0,
+        exclusive: pflags & SSH_FXF_EXCL != 0,
+        must_exist: pflags & SSH_FXF_CREAT == 0,
+    };
+    let append = pflags & SSH_FXF_APPEND != 0;
+    {
+        let map = state.handles.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_HANDLES {
+            return Ok(status(id, StatusCode::Failure, "too many open handles"));
+        }
+    }
+    let mut w = blocking(move || session.open_write(&p, mode)).await?;
+    if let Some((_, mtime)) = attrs.atime_mtime {
+        w.set_mtime(i64::from(mtime));
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    match state.insert_handle(Handle::Write(tx)) {
+        Some(h) => {
+            let worker = tokio::spawn(upload_worker(state.clone(), w, rx, append));
+            state.workers.lock().unwrap_or_else(|p| p.into_inner()).push(worker);
+            Ok(encode(&Response::Handle { id, handle: handle_bytes(h) }))
+        }
+        None => {
+            let _ = blocking(move || w.interrupt()).await;
+            Ok(status(id, StatusCode::Failure, "too many open handles"))
+        }
+    }
+}
+
+/// Owns one upload and applies its jobs in arrival order. When the job channel closes without a
+/// Close (connection lost), the upload is kept as interrupted and resumable.
+async fn upload_worker(state: Arc<State>, handle: WriteHandle, mut jobs: mpsc::UnboundedReceiver<Job>, append: bool) {
+    let mut handle = Some(handle);
+    while let Some(job) = jobs.recv().await {
+        let Some(mut w) = handle.take() else { break };
+        match job {
+            Job::Close { id, permit } => {
+                let reply = match blocking(move || w.commit()).await {
+                    Ok(_) => ok(id),
+                    Err(e) => error_reply(id, &e),
+                };
+                state.send(reply, Some(permit));
+                return;
+            }
+            Job::Write { id, offset, data, permit } => {
+                let (w, res) = match tokio::task::spawn_blocking(move || {
+                    let at = if append { w.len() } else { offset };
+                    let r = w.write_at(at, &data);
+                    (w, r)
+                })
+                .await
+                {
+                    Ok(v) => v,
+                    Err(_) => {
+                        state.send(status(id, StatusCode::Failure, "write failed"), Some(permit));
+                        return;
+                    }
+                };
+                handle = Some(w);
+                let reply = match res {
+                    Ok(()) => ok(id),
+                    Err(e) => error_reply(id, &e),
+                };
+                state.send(reply, Some(permit));
+            }
+            Job::Fstat { id, permit } => {
+                let e = Entry {
+                    name: String::new(),
+                    kind: EntryKind::File,
+                    size: w.len(),
+                    mtime: 0,
+                };
+                handle = Some(w);
+                state.send(encode(&Response::Attrs { id, attrs: attrs_of(&e) }), Some(permit));
+            }
+            Job::Setstat { id, attrs, permit } => {
+                if let Some((_, mtime)) = attrs.atime_mtime {
+                    w.set_mtime(i64::from(mtime));
+                }
+                let res = match attrs.size {
+                    Some(size) => match tokio::task::spawn_blocking(move || {
+                        let r = w.truncate(size);
+                        (w, r)
+                    })
+                    .await
+                    {
+                        Ok((w2, r)) => {
+                            handle = Some(w2);
+                            r
+                        }
+                        Err(_) => return,
+                    },
+                    None => {
+                        handle = Some(w);
+                        Ok(())
+                    }
+                };
+                let reply = match res {
+                    Ok(()) => ok(id),
+                    Err(e) => error_reply(id, &e),
+                };
+                state.send(reply, Some(permit));
+            }
+            Job::Fsync { id, permit } => match tokio::task::spawn_blocking(move || {
+                let r = w.sync();
+                (w, r)
+            })
+            .await
+            {
+                Ok((w2, r)) => {
+                    handle = Some(w2);
+                    let reply = match r {
+                        Ok(()) => ok(id),
+                        Err(e) => error_reply(id, &e),
+                    };
+                    state.send(reply, Some(permit));
+                }
+                Err(_) => return,
+            },
+        }
+    }
+    if let Some(w) = handle {
+        if let Err(e) = blocking(move || w.interrupt()).await {
+            tracing::error!(error = %e, "could not save an interrupted upload");
+        }
+    }
+}

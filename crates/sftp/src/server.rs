@@ -1,0 +1,398 @@
+//! The SSH side of the SFTP door: accepting connections within limits, authenticating through the
+//! vault's verdict, and starting an SFTP engine on the `sftp` subsystem. Nothing else is offered: no
+//! shell, no exec (so no legacy scp, which would mean running a command), no forwarding.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lockbox_audit::{Action, Event, Outcome};
+use lockbox_types::Door;
+use lockbox_vault::{Credential, LoginAttempt, Principal, Vault, Verdict};
+use russh::keys::ssh_key::{Algorithm, EcdsaCurve, HashAlg, PrivateKey};
+use russh::server::{Auth, ChannelOpenHandle, Handler, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
+use russh::{Channel, ChannelId, MethodKind, MethodSet, Preferred};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, Semaphore};
+
+use crate::engine;
+
+/// Connection and timing limits of the SFTP listener.
+#[derive(Debug, Clone)]
+pub struct SftpConfig {
+    /// All connections at once; beyond this new connections are closed at accept.
+    pub max_connections: usize,
+    /// Connections that have not logged in yet, in total and per source address. When a limit is
+    /// reached the *oldest* unauthenticated connection is dropped, so idle connections can never
+    /// lock out a real client that arrives later.
+    pub max_unauthenticated: usize,
+    pub max_unauthenticated_per_ip: usize,
+    /// Time allowed from connect to successful login (OpenSSH's LoginGraceTime).
+    pub login_grace: Duration,
+    /// Idle time after which an authenticated connection is closed.
+    pub idle_timeout: Duration,
+    /// Failed authentication requests allowed on one connection.
+    pub max_auth_attempts: usize,
+    /// Constant time every rejected authentication takes, so timing does not reveal why.
+    pub auth_rejection_time: Duration,
+}
+
+impl Default for SftpConfig {
+    fn default() -> Self {
+        SftpConfig {
+            max_connections: 2048,
+            max_unauthenticated: 256,
+            max_unauthenticated_per_ip: 32,
+            login_grace: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(15 * 60),
+            max_auth_attempts: 6,
+            auth_rejection_time: Duration::from_millis(500),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SftpError {
+    #[error("SSH error: {0}")]
+    Ssh(#[from] russh::Error),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The russh settings we stand behind: modern key exchange with strict-kex (from russh's safe
+/// defaults), AES-GCM first (fastest with AES-NI), no compression, no SHA-1 signatures.
+pub fn russh_config(host_key: PrivateKey, cfg: &SftpConfig) -> russh::server::Config {
+    let preferred = Preferred {
+        cipher: std::borrow::Cow::Borrowed(&[
+            russh::cipher::AES_128_GCM,
+            russh::cipher::AES_256_GCM,
+            russh::cipher::CHACHA20_POLY1305,
+            russh::cipher::AES_256_CTR,
+            russh::cipher::AES_128_CTR,
+        ]),
+        key: std::borrow::Cow::Borrowed(&[
+            Algorithm::Ed25519,
+            Algorithm::Ecdsa { curve: EcdsaCurve::NistP256 },
+            Algorithm::Ecdsa { curve: EcdsaCurve::NistP384 },
+            Algorithm::Ecdsa { curve: EcdsaCurve::NistP521 },
+            Algorithm::Rsa { hash: Some(HashAlg::Sha512) },
+            Algorithm::Rsa { hash: Some(HashAlg::Sha256) },
+        ]),
+        compression: std::borrow::Cow::Borrowed(&[russh::compression::NONE]),
+        ..Preferred::default()
+    };
+    russh::server::Config {
+        server_id: russh::SshId::Standard("SSH-2.0-Lockbox".into()),
+        methods: MethodSet::from(&[MethodKind::PublicKey, MethodKind::Password][..]),
+        auth_rejection_time: cfg.auth_rejection_time,
+        // OpenSSH clients open with a "none" probe; answering it at once costs nothing.
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        keys: vec![host_key],
+        preferred,
+        max_auth_attempts: cfg.max_auth_attempts,
+        inactivity_timeout: Some(cfg.idle_timeout),
+        keepalive_interval: Some(Duration::from_secs(60)),
+        nodelay: true,
+        ..Default::default()
+    }
+}
+
+/// Unauthenticated connections, oldest first, so the oldest can be evicted.
+#[derive(Default)]
+struct PreAuth {
+    queue: Mutex<VecDeque<(u64, IpAddr, Arc<Notify>)>>,
+}
+
+impl PreAuth {
+    fn admit(&self, id: u64, ip: IpAddr, evict: Arc<Notify>, cfg: &SftpConfig) {
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let same_ip = q.iter().filter(|(_, i, _)| *i == ip).count();
+        if same_ip >= cfg.max_unauthenticated_per_ip {
+            if let Some(pos) = q.iter().position(|(_, i, _)| *i == ip) {
+                if let Some((_, _, n)) = q.remove(pos) {
+                    n.notify_one();
+                }
+            }
+        }
+        if q.len() >= cfg.max_unauthenticated {
+            if let Some((_, _, n)) = q.pop_front() {
+                n.notify_one();
+            }
+        }
+        q.push_back((id, ip, evict));
+    }
+
+    fn leave(&self, id: u64) {
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        q.retain(|(i, _, _)| *i != id);
+    }
+}
+
+struct Shared {
+    vault: Vault,
+    cfg: SftpConfig,
+    preauth: PreAuth,
+    next_id: AtomicU64,
+}
+
+/// Runs the SFTP listener until the future is dropped.
+pub async fn serve(vault: Vault, listener: TcpListener, host_key: PrivateKey, cfg: SftpConfig) -> Result<(), SftpError> {
+    let config = Arc::new(russh_config(host_key, &cfg));
+    let slots = Arc::new(Semaphore::new(cfg.max_connections));
+    let shared = Arc::new(Shared {
+        vault,
+        cfg,
+        preauth: PreAuth::default(),
+        next_id: AtomicU64::new(1),
+    });
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Running out of file descriptors must not end the server; wait and retry.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "connection limit reached; closing new connection");
+            drop(socket);
+            continue;
+        };
+        let shared = shared.clone();
+        let config = config.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            if let Err(e) = socket.set_nodelay(true) {
+                tracing::debug!(error = %e, "set_nodelay failed");
+            }
+            connection(shared, config, socket, peer).await;
+        });
+    }
+}
+
+async fn connection(shared: Arc<Shared>, config: Arc<russh::server::Config>, socket: tokio::net::TcpStream, peer: SocketAddr) {
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let evict = Arc::new(Notify::new());
+    let authed = Arc::new(AtomicBool::new(false));
+    shared.preauth.admit(id, peer.ip(), evict.clone(), &shared.cfg);
+    let handler = SshHandler {
+        shared: shared.clone(),
+        conn_id: id,
+        peer,
+        authed: authed.clone(),
+        principal: None,
+        channels: HashMap::new(),
+    };
+    let session = match russh::server::run_stream(config, socket, handler).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "SSH handshake failed");
+            shared.preauth.leave(id);
+            return;
+        }
+    };
+    let handle = session.handle();
+    let grace = tokio::time::sleep(shared.cfg.login_grace);
+    tokio::pin!(session);
+    tokio::pin!(grace);
+    let mut grace_over = false;
+    loop {
+        tokio::select! {
+            r = &mut session => {
+                if let Err(e) = r {
+                    tracing::debug!(%peer, error = %e, "SSH session ended with an error");
+                }
+                break;
+            }
+            _ = &mut grace, if !grace_over => {
+                grace_over = true;
+                if !authed.load(Ordering::Acquire) {
+                    let _ = handle.disconnect(russh::Disconnect::ByApplication, "login time exceeded".into(), "en".into()).await;
+                    break;
+                }
+            }
+            _ = evict.notified() => {
+                if !authed.load(Ordering::Acquire) {
+                    let _ = handle.disconnect(russh::Disconnect::TooManyConnections, "too many unauthenticated connections".into(), "en".into()).await;
+                    break;
+                }
+            }
+        }
+    }
+    shared.preauth.leave(id);
+}
+
+struct SshHandler {
+    shared: Arc<Shared>,
+    conn_id: u64,
+    peer: SocketAddr,
+    authed: Arc<AtomicBool>,
+    principal: Option<Principal>,
+    channels: HashMap<ChannelId, Channel<Msg>>,
+}
+
+impl SshHandler {
+    async fn verdict(&mut self, user: &str, credential: OwnedCredential) -> Auth {
+        let vault = self.shared.vault.clone();
+        let user = user.to_owned();
+        let source = self.peer.ip();
+        let verdict = tokio::task::spawn_blocking(move || {
+            let credential = match &credential {
+                OwnedCredential::Password(p) => Credential::Password(p),
+                OwnedCredential::Key(k) => Credential::VerifiedPublicKey(k),
+            };
+            vault.authenticate(&LoginAttempt {
+                user: &user,
+                credential,
+                door: Door::Sftp,
+                source,
+            })
+        })
+        .await;
+        match verdict {
+            Ok(Verdict::Accepted(p)) => {
+                self.principal = Some(p);
+                Auth::Accept
+            }
+            _ => Auth::reject(),
+        }
+    }
+}
+
+enum OwnedCredential {
+    Password(String),
+    Key(russh::keys::PublicKey),
+}
+
+/// RSA signatures must use SHA-2; `ssh-rsa` means SHA-1.
+fn acceptable_algorithm(alg: &Algorithm) -> bool {
+    !matches!(alg, Algorithm::Rsa { hash: None })
+}
+
+impl Handler for SshHandler {
+    type Error = SftpError;
+
+    async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
+        Ok(Auth::Reject {
+            proceed_with_methods: Some(MethodSet::from(&[MethodKind::PublicKey, MethodKind::Password][..])),
+            partial_success: false,
+        })
+    }
+
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        Ok(self.verdict(user, OwnedCredential::Password(password.to_owned())).await)
+    }
+
+    async fn auth_publickey_offered(&mut self, user: &str, offer: PublicKeyOffer<'_>) -> Result<Auth, Self::Error> {
+        if !acceptable_algorithm(offer.algorithm) {
+            return Ok(Auth::reject());
+        }
+        let vault = self.shared.vault.clone();
+        let user = user.to_owned();
+        let key = offer.public_key.clone();
+        let known = tokio::task::spawn_blocking(move || vault.key_is_registered(&user, &key))
+            .await
+            .unwrap_or(false);
+        Ok(if known { Auth::Accept } else { Auth::reject() })
+    }
+
+    async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
+        if !acceptable_algorithm(key.algorithm) {
+            return Ok(Auth::reject());
+        }
+        Ok(self.verdict(user, OwnedCredential::Key(key.public_key.clone())).await)
+    }
+
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        _user: &str,
+        _submethods: &str,
+        _response: Option<russh::server::Response<'a>>,
+    ) -> Result<Auth, Self::Error> {
+        Ok(Auth::reject())
+    }
+
+    async fn auth_succeeded(&mut self, _session: &mut Session) -> Result<(), Self::Error> {
+        self.authed.store(true, Ordering::Release);
+        self.shared.preauth.leave(self.conn_id);
+        Ok(())
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // One SFTP channel per connection is all any client needs; more would multiply the
+        // per-session memory bound.
+        if self.principal.is_none() || !self.channels.is_empty() {
+            reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
+            return Ok(());
+        }
+        self.channels.insert(channel.id(), channel);
+        reply.accept().await;
+        Ok(())
+    }
+
+    async fn subsystem_request(&mut self, channel: ChannelId, name: &str, session: &mut Session) -> Result<(), Self::Error> {
+        let (Some(ch), Some(principal), "sftp") = (self.channels.remove(&channel), self.principal.clone(), name) else {
+            session.channel_failure(channel)?;
+            return Ok(());
+        };
+        let vault = self.shared.vault.clone();
+        let opened = tokio::task::spawn_blocking(move || vault.open_session(principal)).await;
+        let vs = match opened {
+            Ok(Ok(s)) => Arc::new(s),
+            _ => {
+                session.channel_failure(channel)?;
+                return Ok(());
+            }
+        };
+        session.channel_success(channel)?;
+        tokio::spawn(async move {
+            let (mut read_half, write_half) = ch.split();
+            let write_half = Arc::new(write_half);
+            let writer = write_half.clone();
+            let input = read_half.make_reader();
+            engine::serve(vs, input, move |bytes| {
+                let writer = writer.clone();
+                async move { writer.data_bytes(bytes).await.is_ok() }
+            })
+            .await;
+            let _ = write_half.eof().await;
+            let _ = write_half.close().await;
+        });
+        Ok(())
+    }
+
+    async fn exec_request(&mut self, channel: ChannelId, _data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
+        // Legacy scp (`scp -O`) asks to run a command; Lockbox never runs commands.
+        self.refuse_channel_request(channel, "exec", session)
+    }
+
+    async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+        self.refuse_channel_request(channel, "shell", session)
+    }
+}
+
+impl SshHandler {
+    fn refuse_channel_request(&mut self, channel: ChannelId, what: &str, session: &mut Session) -> Result<(), SftpError> {
+        if let Some(p) = &self.principal {
+            let vault = self.shared.vault.clone();
+            let ev = Event::new(Door::Sftp, Action::AccessDenied, Outcome::Denied)
+                    .actor(p.user_name(), p.org_name())
+                    .source(self.peer.ip().to_string())
+                    .target(what.to_owned())
+                    .detail(json!({"reason": "only the sftp subsystem is offered"}));
+            tokio::task::spawn_blocking(move || vault.record_quietly(ev));
+        }
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,427 @@
+//! Authentication as a pure verdict: one function takes a login attempt and returns Accepted (with a
+//! `Principal` that only this module can create) or Refused. Every door calls it; a session can only be
+//! opened with a `Principal`, so no door can mark a session logged in on its own.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use lockbox_audit::{Action, Event, Outcome};
+use lockbox_store::{now_unix, UserRow};
+use lockbox_types::{Door, Role};
+use russh::keys::ssh_key::{self, HashAlg, PublicKey};
+use serde_json::json;
+
+use crate::config::AuthPolicy;
+use crate::error::{Result, VaultError};
+use crate::Vault;
+
+/// What the peer presented. A public key reaches here only after the door verified the peer's
+/// signature with it (ownership proven); the vault decides whether that key belongs to the user.
+#[derive(Clone, Copy)]
+pub enum Credential<'a> {
+    Password(&'a str),
+    VerifiedPublicKey(&'a PublicKey),
+}
+
+pub struct LoginAttempt<'a> {
+    pub user: &'a str,
+    pub credential: Credential<'a>,
+    pub door: Door,
+    pub source: IpAddr,
+}
+
+/// An authenticated user. Fields are private and there is no public constructor: the only way to get
+/// one is an accepted verdict.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub(crate) user: UserRow,
+    pub(crate) door: Door,
+    pub(crate) source: IpAddr,
+}
+
+impl Principal {
+    pub fn user_name(&self) -> &str {
+        &self.user.name
+    }
+    pub fn org_name(&self) -> &str {
+        &self.user.org_name
+    }
+}
+
+/// Why a login was refused. For the audit log and server log only; the peer is told nothing more
+/// than "refused", so it cannot learn which user names exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    UnknownUser,
+    BadCredential,
+    NoSuchKey,
+    AccountLocked,
+    AccountDisabled,
+    SourceThrottled,
+    AdminOnDataDoor,
+    Internal,
+}
+
+impl Refusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::UnknownUser => "unknown user",
+            Refusal::BadCredential => "wrong password",
+            Refusal::NoSuchKey => "key not registered for this user",
+            Refusal::AccountLocked => "account locked after repeated failures",
+            Refusal::AccountDisabled => "account disabled",
+            Refusal::SourceThrottled => "source address throttled after repeated failures",
+            Refusal::AdminOnDataDoor => "admin accounts cannot use data protocols",
+            Refusal::Internal => "internal error",
+        }
+    }
+}
+
+pub enum Verdict {
+    Accepted(Principal),
+    Refused(Refusal),
+}
+
+/// Failed-login counters per source address, kept in memory: they only need to outlive an attack
+/// burst, and a restart forgetting them does not weaken the per-account lockout (which is stored).
+#[derive(Default)]
+pub(crate) struct SourceThrottle {
+    entries: Mutex<HashMap<IpAddr, SourceEntry>>,
+}
+
+struct SourceEntry {
+    window_start: Instant,
+    failures: u32,
+    blocked_until: Option<Instant>,
+}
+
+/// Most addresses we track; beyond this the oldest windows are dropped, so a spray from many
+/// addresses cannot grow memory without bound.
+const MAX_TRACKED_SOURCES: usize = 100_000;
+
+impl SourceThrottle {
+    fn is_blocked(&self, ip: IpAddr) -> bool {
+        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&ip)
+            .and_then(|e| e.blocked_until)
+            .is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Counts a failure; returns true when this failure started a block.
+    fn fail(&self, ip: IpAddr, policy: &AuthPolicy) -> bool {
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if map.len() >= MAX_TRACKED_SOURCES && !map.contains_key(&ip) {
+            map.retain(|_, e| now.duration_since(e.window_start) < policy.source_window);
+        }
+        let e = map.entry(ip).or_insert(SourceEntry {
+            window_start: now,
+            failures: 0,
+            blocked_until: None,
+        });
+        if now.duration_since(e.window_start) > policy.source_window {
+            e.window_start = now;
+            e.failures = 0;
+        }
+        e.failures += 1;
+        if e.failures >= policy.source_failure_limit && e.blocked_until.is_none_or(|u| now >= u) {
+            e.blocked_until = Some(now + policy.source_block);
+            e.failures = 0;
+            e.window_start = now;
+            return true;
+        }
+        false
+    }
+}
+
+fn argon2() -> Argon2<'static> {
+    // Argon2id with the crate's defaults (19 MiB, 2 passes, 1 lane): OWASP's recommended minimum.
+    Argon2::default()
+}
+
+pub fn hash_password(password: &str) -> Result<String> {
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| VaultError::Config(format!("password hashing failed: {e}")))
+}
+
+/// A valid hash of a random password, verified against when the user does not exist or has no
+/// password, so that an unknown user costs the same time as a wrong password.
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let mut pw = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut pw);
+        hash_password(&hex_string(&pw)).unwrap_or_default()
+    })
+}
+
+fn hex_string(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn verify_password(hash: &str, password: &str) -> bool {
+    match PasswordHash::new(hash) {
+        Ok(parsed) => argon2().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Refuses passwords that would fall to online guessing despite the lockout.
+pub fn check_password_strength(user: &str, password: &str, policy: &AuthPolicy) -> Result<()> {
+    if password.chars().count() < policy.min_password_len {
+        return Err(VaultError::InvalidInput(format!(
+            "password too weak: use at least {} characters",
+            policy.min_password_len
+        )));
+    }
+    if password.len() > 1024 {
+        return Err(VaultError::InvalidInput("password longer than 1024 bytes".into()));
+    }
+    let lower = password.to_lowercase();
+    if lower.contains(user) || lower.chars().all(|c| Some(c) == lower.chars().next()) {
+        return Err(VaultError::InvalidInput(
+            "password too weak: it contains the user name or repeats one character".into(),
+        ));
+    }
+    const COMMON: [&str; 8] = [
+        "password1234", "123456789012", "qwertyuiopas", "changeme1234",
+        "administrator", "letmein12345", "welcome12345", "passwordpassword",
+    ];
+    if COMMON.contains(&lower.as_str()) {
+        return Err(VaultError::InvalidInput("password too weak: it is a commonly used password".into()));
+    }
+    Ok(())
+}
+
+/// A parsed OpenSSH public key accepted for user authentication.
+pub struct ParsedKey {
+    pub algorithm: String,
+    pub fingerprint: String,
+    pub openssh: String,
+    pub comment: String,
+}
+
+/// Smallest RSA modulus we accept; 2048 bits is NIST's floor through 2030.
+const MIN_RSA_BITS: u32 = 2048;
+
+pub fn parse_public_key(line: &str) -> Result<ParsedKey> {
+    let line = line.trim();
+    let key = PublicKey::from_openssh(line)
+        .map_err(|e| VaultError::InvalidInput(format!("not an OpenSSH public key: {e}")))?;
+    match key.key_data() {
+        ssh_key::public::KeyData::Ed25519(_) | ssh_key::public::KeyData::Ecdsa(_) => {}
+        ssh_key::public::KeyData::Rsa(rsa) => {
+            if rsa.key_size() < MIN_RSA_BITS {
+                return Err(VaultError::InvalidInput(format!(
+                    "RSA key of {} bits is too short (minimum {MIN_RSA_BITS})",
+                    rsa.key_size()
+                )));
+            }
+        }
+        _ => {
+            return Err(VaultError::InvalidInput(format!(
+                "key type {} is not accepted (use ed25519, ecdsa or rsa)",
+                key.algorithm()
+            )))
+        }
+    }
+    Ok(ParsedKey {
+        algorithm: key.algorithm().to_string(),
+        fingerprint: key.fingerprint(HashAlg::Sha256).to_string(),
+        openssh: key
+            .to_openssh()
+            .map_err(|e| VaultError::InvalidInput(format!("cannot encode key: {e}")))?,
+        comment: key.comment().to_string(),
+    })
+}
+
+pub fn key_fingerprint(key: &PublicKey) -> String {
+    key.fingerprint(HashAlg::Sha256).to_string()
+}
+
+impl Vault {
+    /// True if `key` is registered for `user`. Used by doors to answer a key *offer* (before any
+    /// signature), so it counts nothing and changes nothing.
+    pub fn key_is_registered(&self, user: &str, key: &PublicKey) -> bool {
+        let fp = key_fingerprint(key);
+        match self.inner.store.user_by_name(user) {
+            Ok(Some(u)) => self
+                .inner
+                .store
+                .list_ssh_keys(u.id)
+                .map(|keys| keys.iter().any(|k| k.fingerprint == fp))
+                .unwrap_or(false),
+            _ => false,
+        }
+    }
+
+    /// The verdict. Every refusal path returns `Refused`; only the final line accepts.
+    pub fn authenticate(&self, attempt: &LoginAttempt<'_>) -> Verdict {
+        let inner = &self.inner;
+        let policy = &inner.config.auth;
+        let refuse = |reason: Refusal, user: Option<&UserRow>| {
+            self.audit_login_refused(attempt, reason, user);
+            Verdict::Refused(reason)
+        };
+
+        if inner.throttle.is_blocked(attempt.source) {
+            // Still spend the hashing time so a blocked source cannot probe for user names by timing.
+            if let Credential::Password(pw) = attempt.credential {
+                verify_password(dummy_hash(), pw);
+            }
+            return refuse(Refusal::SourceThrottled, None);
+        }
+
+        let user = match inner.store.user_by_name(attempt.user) {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::error!(error = %e, "user lookup failed during login");
+                return refuse(Refusal::Internal, None);
+            }
+        };
+
+        // Check the credential first, the same way whether or not the user exists.
+        let credential_ok = match attempt.credential {
+            Credential::Password(pw) => {
+                let hash = user
+                    .as_ref()
+                    .and_then(|u| u.password_hash.as_deref())
+                    .unwrap_or_else(|| dummy_hash());
+                let ok = verify_password(hash, pw);
+                ok && user.as_ref().is_some_and(|u| u.password_hash.is_some())
+            }
+            Credential::VerifiedPublicKey(key) => {
+                user.is_some() && self.key_is_registered(attempt.user, key)
+            }
+        };
+
+        let Some(user) = user else {
+            self.note_source_failure(attempt);
+            return refuse(Refusal::UnknownUser, None);
+        };
+        let now = now_unix();
+        if user.locked_until.is_some_and(|t| t > now) {
+            return refuse(Refusal::AccountLocked, Some(&user));
+        }
+        if !credential_ok {
+            self.note_source_failure(attempt);
+            let reason = match attempt.credential {
+                Credential::Password(_) => Refusal::BadCredential,
+                Credential::VerifiedPublicKey(_) => Refusal::NoSuchKey,
+            };
+            match inner.store.record_login_failure(
+                user.id,
+                policy.lockout_threshold,
+                policy.lockout_duration.as_secs() as i64,
+                now,
+            ) {
+                Ok((count, Some(until))) if count == policy.lockout_threshold && until > now => {
+                    let verdict = refuse(reason, Some(&user));
+                    self.audit(
+                        Event::new(attempt.door, Action::AccountLocked, Outcome::Denied)
+                            .actor(&user.name, &user.org_name)
+                            .source(attempt.source.to_string())
+                            .target(format!("user:{}", user.name))
+                            .detail(json!({"failed_logins": count, "locked_until": until})),
+                    );
+                    return verdict;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "could not record a login failure"),
+            }
+            return refuse(reason, Some(&user));
+        }
+        if user.disabled {
+            return refuse(Refusal::AccountDisabled, Some(&user));
+        }
+        if user.role == Role::Admin && attempt.door.is_data_door() {
+            return refuse(Refusal::AdminOnDataDoor, Some(&user));
+        }
+        if user.failed_logins > 0 {
+            if let Err(e) = inner.store.clear_login_failures(user.id) {
+                tracing::error!(error = %e, "could not reset the failure counter");
+            }
+        }
+        let method = match attempt.credential {
+            Credential::Password(_) => "password".to_owned(),
+            Credential::VerifiedPublicKey(k) => format!("publickey {}", key_fingerprint(k)),
+        };
+        self.audit(
+            Event::new(attempt.door, Action::LoginSucceeded, Outcome::Ok)
+                .actor(&user.name, &user.org_name)
+                .source(attempt.source.to_string())
+                .detail(json!({ "method": method })),
+        );
+        Verdict::Accepted(Principal {
+            user,
+            door: attempt.door,
+            source: attempt.source,
+        })
+    }
+
+    fn note_source_failure(&self, attempt: &LoginAttempt<'_>) {
+        if self.inner.throttle.fail(attempt.source, &self.inner.config.auth) {
+            self.audit(
+                Event::new(attempt.door, Action::SourceThrottled, Outcome::Denied)
+                    .source(attempt.source.to_string())
+                    .detail(json!({
+                        "failures": self.inner.config.auth.source_failure_limit,
+                        "block_seconds": self.inner.config.auth.source_block.as_secs(),
+                    })),
+            );
+        }
+    }
+
+    fn audit_login_refused(&self, attempt: &LoginAttempt<'_>, reason: Refusal, user: Option<&UserRow>) {
+        let method = match attempt.credential {
+            Credential::Password(_) => "password",
+            Credential::VerifiedPublicKey(_) => "publickey",
+        };
+        // The attempted name is recorded even for unknown users (bounded, and it is what an
+        // investigator needs), but never the password.
+        let attempted: String = attempt.user.chars().take(64).collect();
+        self.audit(
+            Event::new(attempt.door, Action::LoginFailed, Outcome::Denied)
+                .actor(attempted, user.map(|u| u.org_name.clone()).unwrap_or_default())
+                .source(attempt.source.to_string())
+                .detail(json!({ "method": method, "reason": reason.as_str() })),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weak_passwords_are_refused() {
+        let p = AuthPolicy::default();
+        assert!(check_password_strength("alice", "short", &p).is_err());
+        assert!(check_password_strength("alice", "alice-is-my-password", &p).is_err());
+        assert!(check_password_strength("alice", "aaaaaaaaaaaaaaa", &p).is_err());
+        assert!(check_password_strength("alice", "password1234", &p).is_err());
+        assert!(check_password_strength("alice", "correct-horse-battery", &p).is_ok());
+    }
+
+    #[test]
+    fn hashes_verify() {
+        let h = hash_password("correct-horse-battery").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password(&h, "correct-horse-battery"));
+        assert!(!verify_password(&h, "wrong"));
+        assert!(!verify_password(dummy_hash(), ""));
+    }
+
+    #[test]
+    fn rsa_sha1_only_keys_are_not_the_issue_but_short_rsa_is_refused() {
+        assert!(parse_public_key("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl x@y").is_ok());
+        assert!(parse_public_key("not a key").is_err());
+    }
+}

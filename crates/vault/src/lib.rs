@@ -1,0 +1,143 @@
+//! The vault core: the only place that decides who may do what. It owns authentication (`auth`),
+//! administration (`admin`), the per-user namespace and file operations (`session`), and encrypted
+//! transfers (`transfer`). Protocol doors translate their wire format into calls on this API and never
+//! touch the store, the blobs or the keys themselves.
+//!
+//! The API is synchronous (SQLite and positional file I/O block); async doors call it from blocking
+//! threads.
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use lockbox_audit::{AuditLog, Event};
+use lockbox_crypto::{KeyProvider, LocalKeyFile};
+use lockbox_store::{BlobStore, LocalBlobStore, SqliteStore};
+
+pub mod admin;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod session;
+pub mod transfer;
+
+pub use auth::{Credential, LoginAttempt, Principal, Refusal, Verdict};
+pub use config::{AuthPolicy, VaultConfig};
+pub use error::{ErrorKind, Result, VaultError};
+pub use lockbox_audit::{Action, AuditError, Outcome, VerifyReport};
+pub use session::{Entry, EntryKind, OpenMode, Session};
+pub use transfer::{ReadHandle, WriteHandle};
+
+/// The home folder's name as every user sees it.
+pub const HOME_MOUNT: &str = "home";
+
+pub(crate) struct Inner {
+    pub(crate) config: VaultConfig,
+    pub(crate) store: Arc<SqliteStore>,
+    pub(crate) blobs: Arc<dyn BlobStore>,
+    pub(crate) keys: Arc<dyn KeyProvider>,
+    pub(crate) audit: AuditLog,
+    pub(crate) throttle: auth::SourceThrottle,
+}
+
+/// A handle on the vault; cheap to clone, shared by all doors and sessions.
+#[derive(Clone)]
+pub struct Vault {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// What `Vault::open` created on first run, for the operator's benefit.
+#[derive(Debug, Default)]
+pub struct OpenReport {
+    pub created_data_dir: bool,
+    pub created_key_file: bool,
+}
+
+fn is_inside(child: &Path, parent: &Path) -> bool {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let child = match child.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => canon(dir).join(child.file_name().unwrap_or_default()),
+        _ => canon(Path::new(".")).join(child),
+    };
+    child.starts_with(canon(parent))
+}
+
+impl Vault {
+    /// Opens (creating on first run) the data directory and the key file.
+    pub fn open(config: VaultConfig) -> Result<(Vault, OpenReport)> {
+        let mut report = OpenReport::default();
+        if !config.data_dir.exists() {
+            std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+                VaultError::Config(format!("cannot create data directory {}: {e}", config.data_dir.display()))
+            })?;
+            report.created_data_dir = true;
+        }
+        if is_inside(&config.key_file, &config.data_dir) {
+            return Err(VaultError::Config(format!(
+                "the key file {} is inside the data directory {}; keep it elsewhere so the data alone is useless",
+                config.key_file.display(),
+                config.data_dir.display()
+            )));
+        }
+        let (keys, created) = LocalKeyFile::open_or_create(&config.key_file)?;
+        report.created_key_file = created;
+        let store = Arc::new(SqliteStore::open(&config.data_dir.join("lockbox.db"))?);
+        let blobs: Arc<dyn BlobStore> = Arc::new(LocalBlobStore::open(&config.data_dir.join("blobs"))?);
+        let audit = AuditLog::new(store.clone());
+        let inner = Inner {
+            config,
+            store,
+            blobs,
+            keys: Arc::new(keys),
+            audit,
+            throttle: auth::SourceThrottle::default(),
+        };
+        Ok((Vault { inner: Arc::new(inner) }, report))
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.config.data_dir
+    }
+
+    pub fn key_description(&self) -> String {
+        self.inner.keys.describe()
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.inner.config.data_dir.join("lockbox.db")
+    }
+
+    /// Records an audit event. Failing to audit is logged loudly; callers that must not proceed
+    /// without a record use [`Vault::audit_strict`].
+    pub(crate) fn audit(&self, ev: Event) {
+        if let Err(e) = self.inner.audit.record(ev) {
+            tracing::error!(error = %e, "AUDIT WRITE FAILED");
+        }
+    }
+
+    pub(crate) fn audit_strict(&self, ev: Event) -> Result<()> {
+        self.inner.audit.record(ev)?;
+        Ok(())
+    }
+
+    /// Records an event raised by a door (session start/end, server start).
+    pub fn record(&self, ev: Event) -> Result<()> {
+        self.audit_strict(ev)
+    }
+
+    /// Records an event raised by a door where failing to record must not fail the caller (the
+    /// failure is logged).
+    pub fn record_quietly(&self, ev: Event) {
+        self.audit(ev)
+    }
+
+    pub fn audit_verify(&self) -> Result<VerifyReport> {
+        Ok(self.inner.audit.verify()?)
+    }
+
+    pub fn audit_export_jsonl(&self, out: &mut dyn std::io::Write) -> Result<u64> {
+        Ok(self.inner.audit.export_jsonl(out)?)
+    }
+}
+
+pub use lockbox_audit::Event as AuditEvent;

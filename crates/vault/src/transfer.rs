@@ -1,0 +1,280 @@
+//! Encrypted transfers. A `WriteHandle` writes into a staging blob with its own data key; the upload
+//! becomes a visible file only in `commit`, in one metadata transaction. A `ReadHandle` decrypts
+//! committed files chunk by chunk at any offset. Both record what they moved in the audit log.
+
+use std::fs::File;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use lockbox_audit::{Action, Outcome};
+use lockbox_crypto::{DataKey, EncryptedReader, EncryptedWriter, WrappedKey, CHUNK_SIZE};
+use lockbox_store::{FileRow, UploadRow};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Result, VaultError};
+use crate::session::{Actor, Session};
+use crate::Vault;
+
+/// How often (in bytes written) an upload's durable size is saved, so that after a server crash a
+/// client can resume near where it stopped instead of from zero.
+const PROGRESS_EVERY: u64 = 32 * 1024 * 1024;
+
+/// Largest single read we serve; protocol limits are lower, this guards the allocation.
+pub const MAX_READ: usize = 1024 * 1024;
+
+pub(crate) struct UploadContext {
+    pub(crate) actor: Arc<Actor>,
+    pub(crate) target: String,
+}
+
+/// An open upload. Dropping it without `commit` or `interrupt` leaves the staging row as it was last
+/// saved; doors always call one of the two.
+pub struct WriteHandle {
+    vault: Vault,
+    ctx: UploadContext,
+    upload: UploadRow,
+    writer: EncryptedWriter<File>,
+    /// SHA-256 of the content while it arrives in order from offset 0; `None` after any out-of-order
+    /// write or a resume, in which case the digest is computed from the stored ciphertext at commit.
+    hasher: Option<Sha256>,
+    hashed: u64,
+    saved_progress: u64,
+    mtime: Option<i64>,
+    bytes_received: u64,
+}
+
+fn unwrap_key(vault: &Vault, wrapped: &[u8], blob: &[u8; 16]) -> Result<DataKey> {
+    let wrapped = WrappedKey::from_bytes(wrapped)?;
+    Ok(vault.inner.keys.unwrap(&wrapped, blob)?)
+}
+
+impl WriteHandle {
+    pub(crate) fn create(vault: &Vault, ctx: UploadContext, upload: UploadRow, file: File, key: DataKey) -> Result<Self> {
+        let writer = EncryptedWriter::create(file, key, upload.blob_id.0);
+        Ok(WriteHandle {
+            vault: vault.clone(),
+            ctx,
+            upload,
+            writer,
+            hasher: Some(Sha256::new()),
+            hashed: 0,
+            saved_progress: 0,
+            mtime: None,
+            bytes_received: 0,
+        })
+    }
+
+    pub(crate) fn resume(vault: &Vault, ctx: UploadContext, upload: UploadRow) -> Result<Self> {
+        let key = unwrap_key(vault, &upload.wrapped_key, &upload.blob_id.0)?;
+        let file = vault.inner.blobs.open_rw(upload.blob_id)?;
+        let writer = EncryptedWriter::resume(file, key, upload.blob_id.0, upload.size);
+        Ok(WriteHandle {
+            vault: vault.clone(),
+            saved_progress: upload.size,
+            ctx,
+            upload,
+            writer,
+            hasher: None,
+            hashed: 0,
+            mtime: None,
+            bytes_received: 0,
+        })
+    }
+
+    /// Fills a fresh upload with an existing file's content (open-for-update without truncation).
+    pub(crate) fn copy_from(&mut self, reader: &ReadHandle) -> Result<()> {
+        let mut buf = vec![0u8; CHUNK_SIZE * 4];
+        let mut off = 0u64;
+        loop {
+            let n = reader.reader.read_at(off, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            self.write_at(off, buf.get(..n).unwrap_or_default())?;
+            off += n as u64;
+        }
+        self.bytes_received = 0;
+        Ok(())
+    }
+
+    pub fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        self.writer.write_at(offset, data)?;
+        self.bytes_received += data.len() as u64;
+        if let Some(h) = self.hasher.as_mut() {
+            if offset == self.hashed {
+                h.update(data);
+                self.hashed += data.len() as u64;
+            } else {
+                self.hasher = None;
+            }
+        }
+        let sealed = self.writer.len() / CHUNK_SIZE as u64 * CHUNK_SIZE as u64;
+        if sealed >= self.saved_progress + PROGRESS_EVERY {
+            self.vault.inner.store.set_upload_size(self.upload.id, sealed)?;
+            self.saved_progress = sealed;
+        }
+        Ok(())
+    }
+
+    pub fn len(&self) -> u64 {
+        self.writer.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.writer.len() == 0
+    }
+
+    pub fn truncate(&mut self, len: u64) -> Result<()> {
+        if len < self.hashed {
+            self.hasher = None;
+        }
+        self.writer.truncate(len)?;
+        Ok(())
+    }
+
+    pub fn set_mtime(&mut self, mtime: i64) {
+        self.mtime = Some(mtime);
+    }
+
+    /// Durably stores what has arrived (fsync), without committing.
+    pub fn sync(&mut self) -> Result<()> {
+        self.writer.flush()?;
+        self.vault.inner.store.set_upload_size(self.upload.id, self.writer.len())?;
+        Ok(())
+    }
+
+    /// Completes the upload: the file becomes visible atomically, replacing any previous version
+    /// (whose key is destroyed).
+    pub fn commit(self) -> Result<FileRow> {
+        let WriteHandle {
+            vault,
+            ctx,
+            upload,
+            writer,
+            hasher,
+            hashed,
+            mtime,
+            bytes_received,
+            ..
+        } = self;
+        let (file, len) = writer.finish()?;
+        let sha256 = match hasher {
+            Some(h) if hashed == len => hex::encode(h.finalize()),
+            _ => {
+                // Out-of-order or resumed upload: hash what was actually stored.
+                let key = unwrap_key(&vault, &upload.wrapped_key, &upload.blob_id.0)?;
+                let reader = EncryptedReader::new(file, key, upload.blob_id.0, len);
+                let mut h = Sha256::new();
+                let mut buf = vec![0u8; CHUNK_SIZE * 4];
+                let mut off = 0u64;
+                loop {
+                    let n = reader.read_at(off, &mut buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    h.update(buf.get(..n).unwrap_or_default());
+                    off += n as u64;
+                }
+                hex::encode(h.finalize())
+            }
+        };
+        let mtime = mtime.unwrap_or_else(Session::now);
+        let (row, replaced) = vault.inner.store.commit_upload(upload.id, len, &sha256, mtime)?;
+        if let Some(blob) = replaced {
+            vault.inner.blobs.remove(blob)?;
+        }
+        vault.audit_strict(
+            ctx.actor
+                .event(Action::UploadCommitted, Outcome::Ok)
+                .target(&ctx.target)
+                .detail(json!({
+                    "file_id": row.id.0, "size": len, "sha256": sha256,
+                    "bytes_received": bytes_received, "replaced": replaced.is_some(),
+                    "session": ctx.actor.session_id,
+                })),
+        )?;
+        Ok(row)
+    }
+
+    /// The connection went away before close: keep what arrived (invisible, resumable by its owner).
+    pub fn interrupt(mut self) -> Result<()> {
+        let res = self.sync();
+        self.vault.audit(
+            self.ctx
+                .actor
+                .event(Action::UploadInterrupted, Outcome::Failed)
+                .target(&self.ctx.target)
+                .detail(json!({
+                    "stored": self.writer.len(), "bytes_received": self.bytes_received,
+                    "session": self.ctx.actor.session_id,
+                })),
+        );
+        res
+    }
+}
+
+/// An open download of one committed file version.
+pub struct ReadHandle {
+    vault: Vault,
+    actor: Arc<Actor>,
+    file: FileRow,
+    target: String,
+    reader: EncryptedReader<File>,
+    bytes_sent: AtomicU64,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl ReadHandle {
+    pub(crate) fn open(vault: &Vault, actor: Arc<Actor>, file: FileRow, target: String) -> Result<Self> {
+        let wrapped = file
+            .wrapped_key
+            .as_deref()
+            .ok_or_else(|| VaultError::NotFound(target.clone()))?;
+        let key = unwrap_key(vault, wrapped, &file.blob_id.0)?;
+        let blob = vault.inner.blobs.open_read(file.blob_id)?;
+        let reader = EncryptedReader::new(blob, key, file.blob_id.0, file.size);
+        Ok(ReadHandle {
+            vault: vault.clone(),
+            actor,
+            target,
+            reader,
+            file,
+            bytes_sent: AtomicU64::new(0),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    pub fn size(&self) -> u64 {
+        self.file.size
+    }
+
+    pub fn mtime(&self) -> i64 {
+        self.file.mtime
+    }
+
+    /// Reads up to `buf.len()` bytes at `offset`; 0 means end of file. Safe to call concurrently.
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let n = self.reader.read_at(offset, buf)?;
+        self.bytes_sent.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    /// Records the download in the audit log (bytes actually sent, and which version). Takes `&self`
+    /// because reads may still hold the handle; only the first call records.
+    pub fn close(&self) -> Result<()> {
+        if self.target.is_empty() || self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.vault.audit_strict(
+            self.actor
+                .event(Action::FileRead, Outcome::Ok)
+                .target(&self.target)
+                .detail(json!({
+                    "file_id": self.file.id.0, "size": self.file.size, "sha256": self.file.sha256,
+                    "bytes_sent": self.bytes_sent.load(Ordering::Relaxed),
+                    "session": self.actor.session_id,
+                })),
+        )
+    }
+}
