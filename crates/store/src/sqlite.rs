@@ -788,6 +788,14 @@ impl SqliteStore {
         BlobId::from_slice(&blob)
     }
 
+    pub fn set_file_mtime(&self, id: FileId, mtime: i64) -> Result<()> {
+        self.conn().execute(
+            "UPDATE files SET mtime = ?2 WHERE id = ?1 AND deleted_at IS NULL",
+            params![id.0, mtime],
+        )?;
+        Ok(())
+    }
+
     /// Moves a live file. With `replace`, a live file at the destination is deleted (its key
     /// destroyed) and its blob returned; without, an existing destination is a conflict.
     pub fn rename_file(
