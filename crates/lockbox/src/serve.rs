@@ -23,6 +23,8 @@ pub struct ServeArgs {
 }
 
 const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
+/// How long an interrupted upload may be resumed before it is discarded.
+const STALE_UPLOAD_AGE: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 /// Loads the SSH host key, creating it (0600) on first run. Clients pin it, so it must persist.
 fn host_key(data_dir: &Path) -> Result<(PrivateKey, bool)> {
@@ -85,6 +87,19 @@ pub fn run(settings: Settings, args: ServeArgs) -> Result<()> {
             )
         })
         .await?;
+        // Interrupted uploads stay resumable for a week, then their ciphertext and keys are destroyed.
+        let v = vault.clone();
+        tokio::spawn(async move {
+            loop {
+                let v2 = v.clone();
+                match tokio::task::spawn_blocking(move || v2.expire_stale_uploads(STALE_UPLOAD_AGE)).await {
+                    Ok(Ok(n)) if n > 0 => tracing::info!(removed = n, "expired abandoned uploads"),
+                    Ok(Err(e)) => tracing::error!(error = %e, "expiring abandoned uploads failed"),
+                    _ => {}
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            }
+        });
         tokio::select! {
             r = lockbox_sftp::serve(vault, listener, key, sftp_cfg) => r.context("SFTP listener failed")?,
             _ = tokio::signal::ctrl_c() => eprintln!("lockbox: shutting down"),

@@ -278,3 +278,24 @@ impl ReadHandle {
         )
     }
 }
+
+impl Vault {
+    /// Forgets uploads nobody has touched for `max_age` (their ciphertext and keys are destroyed),
+    /// so abandoned partial files do not accumulate. Returns how many were removed.
+    pub fn expire_stale_uploads(&self, max_age: std::time::Duration) -> Result<usize> {
+        let before = lockbox_store::now_unix() - max_age.as_secs() as i64;
+        let stale = self.inner.store.stale_uploads(before)?;
+        for up in &stale {
+            if let Some(blob) = self.inner.store.delete_upload(up.id)? {
+                self.inner.blobs.remove(blob)?;
+            }
+            self.audit(
+                lockbox_audit::Event::new(lockbox_types::Door::Cli, Action::UploadAbandoned, Outcome::Ok)
+                    .actor("lockbox", "")
+                    .target(format!("folder#{}:{}/{}", up.folder_id, up.parent, up.name))
+                    .detail(json!({"size": up.size, "idle_since": up.updated_at, "reason": "expired"})),
+            );
+        }
+        Ok(stale.len())
+    }
+}
