@@ -14,13 +14,17 @@
 //! far more than any file sees even with heavy rewriting. Deterministic
 //! counters were rejected because a counter would have to be persisted
 //! atomically with every write to stay unique across crashes and resumes.
+//!
+//! The AEAD is `ring`'s AES-256-GCM (one-pass AES-NI + CLMUL assembly). The
+//! key schedule is expanded once per reader/writer and lives inside ring's
+//! `LessSafeKey`, which does not support zeroization; the [`DataKey`] bytes
+//! themselves stay zeroized on drop as before.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use aes_gcm::aead::AeadInPlace;
-use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
 use rand::rngs::OsRng;
 use rand::RngCore;
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 
 use crate::{CryptoError, DataKey};
 
@@ -238,16 +242,28 @@ fn read_full<R: RandomAccess + ?Sized>(
 /// Per-file cipher state: the expanded data key plus the blob id that goes
 /// into every chunk's associated data.
 struct ChunkCipher {
-    aead: Aes256Gcm,
+    /// Expanded once here, not per chunk. `None` only if ring rejected the
+    /// key, which it does only for a wrong key length (impossible for a
+    /// 32-byte [`DataKey`]); kept fallible so construction cannot panic and
+    /// the reader/writer constructors keep their infallible signatures.
+    aead: Option<LessSafeKey>,
     blob_id: [u8; 16],
 }
 
 impl ChunkCipher {
     fn new(key: &DataKey, blob_id: [u8; 16]) -> Self {
         Self {
-            aead: Aes256Gcm::new(key.as_bytes().into()),
+            aead: UnboundKey::new(&AES_256_GCM, key.as_bytes())
+                .ok()
+                .map(LessSafeKey::new),
             blob_id,
         }
+    }
+
+    fn key(&self) -> Result<&LessSafeKey, CryptoError> {
+        self.aead
+            .as_ref()
+            .ok_or(CryptoError::Internal("AES-256-GCM key setup failed"))
     }
 
     fn aad(&self, chunk: u64) -> [u8; 24] {
@@ -261,6 +277,7 @@ impl ChunkCipher {
     /// Encrypts in place: `slot` is `nonce space || plaintext || tag space`.
     /// Draws a fresh nonce every time; this is the only place nonces are made.
     fn seal(&self, chunk: u64, slot: &mut [u8]) -> Result<(), CryptoError> {
+        let key = self.key()?;
         let (nonce_buf, rest) = slot
             .split_at_mut_checked(NONCE_SIZE)
             .ok_or(CryptoError::Internal("slot too short"))?;
@@ -271,35 +288,34 @@ impl ChunkCipher {
         let (body, tag_buf) = rest
             .split_at_mut_checked(body_len)
             .ok_or(CryptoError::Internal("slot too short"))?;
-        OsRng.try_fill_bytes(nonce_buf)?;
-        let tag = self
-            .aead
-            .encrypt_in_place_detached(Nonce::from_slice(nonce_buf), &self.aad(chunk), body)
+        let mut nonce = [0u8; NONCE_SIZE];
+        OsRng.try_fill_bytes(&mut nonce)?;
+        nonce_buf.copy_from_slice(&nonce);
+        let tag = key
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(self.aad(chunk)),
+                body,
+            )
             .map_err(|_| CryptoError::Internal("chunk encryption failed"))?;
-        tag_buf.copy_from_slice(&tag);
+        tag_buf.copy_from_slice(tag.as_ref());
         Ok(())
     }
 
-    /// Decrypts in place after verifying the tag; on failure the buffer still
-    /// holds ciphertext, so unauthenticated plaintext never exists.
+    /// Verifies the tag and decrypts in place; the plaintext is then at
+    /// `slot[NONCE_SIZE..][..slot.len() - OVERHEAD]`. On failure ring zeroes
+    /// the would-be plaintext, so unauthenticated plaintext is never exposed.
     fn open(&self, chunk: u64, slot: &mut [u8]) -> Result<(), CryptoError> {
-        let integrity = CryptoError::Integrity { chunk };
-        let (nonce_buf, rest) = slot.split_at_mut_checked(NONCE_SIZE).ok_or(integrity)?;
-        let body_len = rest
-            .len()
-            .checked_sub(TAG_SIZE)
+        let key = self.key()?;
+        // ring rejects `sealed` shorter than a tag itself.
+        let (nonce_buf, sealed) = slot
+            .split_at_mut_checked(NONCE_SIZE)
             .ok_or(CryptoError::Integrity { chunk })?;
-        let (body, tag_buf) = rest
-            .split_at_mut_checked(body_len)
-            .ok_or(CryptoError::Integrity { chunk })?;
-        self.aead
-            .decrypt_in_place_detached(
-                Nonce::from_slice(nonce_buf),
-                &self.aad(chunk),
-                body,
-                Tag::from_slice(tag_buf),
-            )
-            .map_err(|_| CryptoError::Integrity { chunk })
+        let nonce = Nonce::try_assume_unique_for_key(nonce_buf)
+            .map_err(|_| CryptoError::Integrity { chunk })?;
+        key.open_in_place(nonce, Aad::from(self.aad(chunk)), sealed)
+            .map_err(|_| CryptoError::Integrity { chunk })?;
+        Ok(())
     }
 
     /// Reads chunk `chunk` (holding `plain_len` bytes) into `slot` and

@@ -4,12 +4,12 @@ use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use aes_gcm::aead::{Aead, Payload};
-use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 use hkdf::Hkdf;
+use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
 use rand::rngs::OsRng;
 use rand::RngCore;
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
@@ -121,6 +121,9 @@ pub trait KeyProvider: Send + Sync {
 pub struct LocalKeyFile {
     path: PathBuf,
     kek: Zeroizing<[u8; KEY_LEN]>,
+    /// AES-256-GCM key schedule of `kek`, expanded once. It lives in ring's
+    /// own struct, which cannot be zeroized; `kek` itself is.
+    aead: LessSafeKey,
 }
 
 impl fmt::Debug for LocalKeyFile {
@@ -186,10 +189,7 @@ impl LocalKeyFile {
             return Err(malformed(path, "file is too large to be a key file"));
         }
         let kek = parse_key_file(&text).map_err(|reason| malformed(path, reason))?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            kek,
-        })
+        Self::with_kek(path, kek)
     }
 
     /// Writes a new key file. The content goes to a private temporary file
@@ -248,18 +248,22 @@ impl LocalKeyFile {
         let _ = std::fs::remove_file(&tmp_path);
         result.map_err(io_err)?;
 
+        Self::with_kek(path, kek)
+    }
+
+    fn with_kek(path: &Path, kek: Zeroizing<[u8; KEY_LEN]>) -> Result<Self, CryptoError> {
+        let aead = UnboundKey::new(&AES_256_GCM, kek.as_slice())
+            .map(LessSafeKey::new)
+            .map_err(|_| CryptoError::Internal("AES-256-GCM key setup failed"))?;
         Ok(Self {
             path: path.to_path_buf(),
             kek,
+            aead,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new(self.kek.as_slice().into())
     }
 }
 
@@ -295,38 +299,41 @@ impl KeyProvider for LocalKeyFile {
     fn wrap(&self, dek: &DataKey, context: &[u8]) -> Result<WrappedKey, CryptoError> {
         let mut nonce = [0u8; WRAP_NONCE_LEN];
         OsRng.try_fill_bytes(&mut nonce)?;
-        let sealed = self
-            .cipher()
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: dek.as_bytes(),
-                    aad: context,
-                },
-            )
-            .map_err(|_| CryptoError::Internal("key wrap failed"))?;
-        let mut out = Vec::with_capacity(WRAPPED_LEN);
+        // Holds the plaintext key until sealed, so wipe it if sealing fails.
+        let mut out = Zeroizing::new(Vec::with_capacity(WRAPPED_LEN));
         out.push(WRAP_VERSION);
         out.extend_from_slice(&nonce);
-        out.extend_from_slice(&sealed);
-        Ok(WrappedKey(out))
+        out.extend_from_slice(dek.as_bytes());
+        let body = out
+            .get_mut(1 + WRAP_NONCE_LEN..)
+            .ok_or(CryptoError::Internal("key wrap failed"))?;
+        let tag = self
+            .aead
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(context),
+                body,
+            )
+            .map_err(|_| CryptoError::Internal("key wrap failed"))?;
+        out.extend_from_slice(tag.as_ref());
+        Ok(WrappedKey(std::mem::take(&mut *out)))
     }
 
     fn unwrap(&self, wrapped: &WrappedKey, context: &[u8]) -> Result<DataKey, CryptoError> {
         let (nonce, sealed) = wrapped.parts()?;
-        let plain = Zeroizing::new(
-            self.cipher()
-                .decrypt(
-                    Nonce::from_slice(nonce),
-                    Payload {
-                        msg: sealed,
-                        aad: context,
-                    },
-                )
-                .map_err(|_| CryptoError::UnwrapFailed)?,
-        );
-        let bytes: [u8; KEY_LEN] = plain
-            .as_slice()
+        let nonce = Nonce::try_assume_unique_for_key(nonce)
+            .map_err(|_| CryptoError::MalformedWrappedKey)?;
+        // Decrypted in place in a stack buffer that is wiped on drop.
+        let mut buf = Zeroizing::new([0u8; KEY_LEN + WRAP_TAG_LEN]);
+        let in_out = buf
+            .get_mut(..sealed.len())
+            .ok_or(CryptoError::MalformedWrappedKey)?;
+        in_out.copy_from_slice(sealed);
+        let plain = self
+            .aead
+            .open_in_place(nonce, Aad::from(context), in_out)
+            .map_err(|_| CryptoError::UnwrapFailed)?;
+        let bytes: [u8; KEY_LEN] = (&*plain)
             .try_into()
             .map_err(|_| CryptoError::MalformedWrappedKey)?;
         Ok(DataKey::from_bytes(bytes))
