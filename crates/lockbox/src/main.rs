@@ -390,8 +390,18 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // One clear line; the chain of causes joined, most specific last.
-            let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
+            // One clear line: the chain of causes, most specific last, skipping causes whose text an
+            // outer error already includes (thiserror wrappers repeat their source).
+            let mut msg = String::new();
+            for cause in e.chain() {
+                let text = cause.to_string();
+                if !msg.contains(&text) {
+                    if !msg.is_empty() {
+                        msg.push_str(": ");
+                    }
+                    msg.push_str(&text);
+                }
+            }
             if json {
                 let _ = writeln!(std::io::stdout(), "{}", json!({"error": msg}));
             }

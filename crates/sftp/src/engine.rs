@@ -4,8 +4,11 @@
 //!   in-flight permits with `try_acquire`), so russh's session loop can always deliver the client's
 //!   window adjustments and the design's deadlock cannot form;
 //! - each request runs on the blocking pool (vault calls do SQLite and positional file I/O), except
-//!   writes and other operations on an upload handle, which go through that handle's own worker in
-//!   arrival order (the encrypted writer and the running digest need order);
+//!   operations on an open file, which go through that handle's own worker in arrival order: uploads
+//!   need order for the encrypted writer and the running digest, and downloads must be answered in
+//!   order because OpenSSH's client (as `scp`, writing in place) keeps only the contiguous prefix it
+//!   received in order. A download worker still decrypts up to `READ_AHEAD` requests in parallel;
+//!   only their replies are released in order;
 //! - the **writer** task sends replies as they complete (out of order is fine for SFTP clients) and
 //!   releases each request's permit only once its reply is handed to the channel, which bounds the
 //!   memory a session can pin to `MAX_IN_FLIGHT` requests.
@@ -37,6 +40,10 @@ pub const MAX_HANDLES: usize = 256;
 /// Requests refused for exceeding `MAX_IN_FLIGHT` whose short error replies are still queued; a
 /// client that keeps flooding past this is not a client we can serve, so the session ends.
 const MAX_UNPERMITTED_REPLIES: usize = 1024;
+/// How long replies already queued may take to reach the client after the session ended.
+const REPLY_DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
+/// Reads of one download decrypted concurrently; replies still leave in request order.
+const READ_AHEAD: usize = 4;
 /// Directory entries per READDIR reply (OpenSSH's server sends 100).
 const READDIR_BATCH: usize = 100;
 
@@ -47,6 +54,7 @@ const FILE_MODE: u32 = 0o100_640;
 type Reply = (Bytes, Option<OwnedSemaphorePermit>);
 
 enum Job {
+    Read { id: u32, offset: u64, len: u32, permit: OwnedSemaphorePermit },
     Write { id: u32, offset: u64, data: Bytes, permit: OwnedSemaphorePermit },
     Fstat { id: u32, permit: OwnedSemaphorePermit },
     Setstat { id: u32, attrs: Attrs, permit: OwnedSemaphorePermit },
@@ -55,7 +63,8 @@ enum Job {
 }
 
 enum Handle {
-    Read(Arc<ReadHandle>),
+    /// A download: its worker's queue, and the version's size and mtime for FSTAT.
+    Read { jobs: mpsc::UnboundedSender<Job>, size: u64, mtime: i64 },
     Write(mpsc::UnboundedSender<Job>),
     Dir { entries: Vec<Entry>, pos: usize },
 }
@@ -168,7 +177,7 @@ where
     let (reply_tx, mut reply_rx) = mpsc::unbounded_channel::<Reply>();
     let unpermitted = Arc::new(AtomicUsize::new(0));
     let writer_unpermitted = unpermitted.clone();
-    let writer = tokio::spawn(async move {
+    let mut writer = tokio::spawn(async move {
         while let Some((bytes, permit)) = reply_rx.recv().await {
             let counted = permit.is_none();
             if !bytes.is_empty() && !output(bytes).await {
@@ -194,38 +203,44 @@ where
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let end_reason = read_loop(&state, &mut input, &permits).await;
 
-    // Connection over: downloads are recorded, uploads not closed are kept as interrupted.
-    let leftovers: Vec<Handle> = {
-        let mut map = state.handles.lock().unwrap_or_else(|p| p.into_inner());
-        map.drain().map(|(_, h)| h).collect()
-    };
-    let mut interrupted = 0usize;
-    for h in leftovers {
-        match h {
-            Handle::Read(r) => {
-                let _ = blocking(move || r.close()).await;
-            }
-            Handle::Write(tx) => {
-                interrupted += 1;
-                drop(tx);
-            }
-            Handle::Dir { .. } => {}
+    let cleanup = async {
+        // Connection over. Dropping a worker's queue ends it: a download is recorded, an upload is
+        // kept as interrupted (resumable by its owner).
+        let leftovers: Vec<Handle> = {
+            let mut map = state.handles.lock().unwrap_or_else(|p| p.into_inner());
+            map.drain().map(|(_, h)| h).collect()
+        };
+        let interrupted = leftovers.iter().filter(|h| matches!(h, Handle::Write(_))).count();
+        drop(leftovers);
+        let workers: Vec<_> = std::mem::take(&mut *state.workers.lock().unwrap_or_else(|p| p.into_inner()));
+        for w in workers {
+            let _ = w.await;
         }
+        let detail = json!({
+            "requests": state.stats.requests.load(Ordering::Relaxed),
+            "errors": state.stats.errors.load(Ordering::Relaxed),
+            "interrupted_uploads": interrupted,
+            "end": end_reason,
+        });
+        let session = state.session.clone();
+        let _ = tokio::task::spawn_blocking(move || session.end(detail)).await;
+        drop(state);
+        // Queued replies get a bounded chance to go out; a peer that stopped reading cannot hold the
+        // session open.
+        if tokio::time::timeout(REPLY_DRAIN, &mut writer).await.is_err() {
+            writer.abort();
+        }
+    };
+    // Keep draining the channel while cleaning up: if nobody reads it, russh's session loop stalls
+    // and cannot process the window adjustments the writer is waiting for.
+    let drain = async {
+        let _ = tokio::io::copy(&mut input, &mut tokio::io::sink()).await;
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        _ = cleanup => {}
+        _ = drain => {}
     }
-    let workers: Vec<_> = std::mem::take(&mut *state.workers.lock().unwrap_or_else(|p| p.into_inner()));
-    for w in workers {
-        let _ = w.await;
-    }
-    let detail = json!({
-        "requests": state.stats.requests.load(Ordering::Relaxed),
-        "errors": state.stats.errors.load(Ordering::Relaxed),
-        "interrupted_uploads": interrupted,
-        "end": end_reason,
-    });
-    let session = state.session.clone();
-    let _ = tokio::task::spawn_blocking(move || session.end(detail)).await;
-    drop(state);
-    let _ = writer.await;
 }
 
 /// Reads and dispatches packets; returns why the session ended.
@@ -301,12 +316,23 @@ fn dispatch(state: &Arc<State>, req: Request, permit: OwnedSemaphorePermit) {
     let handle_job = |handle: &[u8], job: Job| -> Result<(), Job> {
         let Some(h) = handle_id(handle) else { return Err(job) };
         let map = state.handles.lock().unwrap_or_else(|p| p.into_inner());
-        match map.get(&h) {
-            Some(Handle::Write(tx)) => tx.send(job).map_err(|e| e.0),
+        match (map.get(&h), &job) {
+            (Some(Handle::Write(tx)), _) => tx.send(job).map_err(|e| e.0),
+            (Some(Handle::Read { jobs, .. }), Job::Read { .. }) => jobs.send(job).map_err(|e| e.0),
             _ => Err(job),
         }
     };
     let req = match req {
+        Request::Read { id, handle, offset, len } => {
+            match handle_job(&handle, Job::Read { id, offset, len, permit }) {
+                Ok(()) => return,
+                Err(Job::Read { permit, .. }) => {
+                    state.send(status(id, StatusCode::Failure, "not a handle open for reading"), Some(permit));
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
         Request::Write { id, handle, offset, data } => {
             match handle_job(&handle, Job::Write { id, offset, data, permit }) {
                 Ok(()) => return,
@@ -349,19 +375,9 @@ fn dispatch(state: &Arc<State>, req: Request, permit: OwnedSemaphorePermit) {
             };
             let removed = state.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&h);
             match removed {
-                Some(Handle::Write(tx)) => {
-                    // Close goes through the worker so it runs after every queued write.
+                // Close goes through the worker so it runs after every queued operation.
+                Some(Handle::Write(tx)) | Some(Handle::Read { jobs: tx, .. }) => {
                     let _ = tx.send(Job::Close { id, permit });
-                }
-                Some(Handle::Read(r)) => {
-                    let state = state.clone();
-                    tokio::spawn(async move {
-                        let reply = match blocking(move || r.close()).await {
-                            Ok(()) => ok(id),
-                            Err(e) => error_reply(id, &e),
-                        };
-                        state.send(reply, Some(permit));
-                    });
                 }
                 Some(Handle::Dir { .. }) => state.send(ok(id), Some(permit)),
                 None => state.send(status(id, StatusCode::Failure, "invalid handle"), Some(permit)),
@@ -396,42 +412,15 @@ async fn handle_request(state: &Arc<State>, req: Request) -> Result<Bytes, Vault
     let session = state.session.clone();
     match req {
         Request::Open { id, path, pflags, attrs } => open(state, id, &path, pflags, attrs).await,
-        Request::Read { id, handle, offset, len } => {
-            let r = {
-                let map = state.handles.lock().unwrap_or_else(|p| p.into_inner());
-                match handle_id(&handle).and_then(|h| map.get(&h)) {
-                    Some(Handle::Read(r)) => r.clone(),
-                    Some(_) => return Ok(status(id, StatusCode::Failure, "handle is not open for reading")),
-                    None => return Ok(status(id, StatusCode::Failure, "invalid handle")),
-                }
-            };
-            let len = len.min(MAX_READ_LEN) as usize;
-            blocking(move || {
-                let mut buf = vec![0u8; DATA_HEADER_LEN + len];
-                let n = r.read_at(offset, buf.get_mut(DATA_HEADER_LEN..).unwrap_or_default())?;
-                if n == 0 {
-                    return Ok(status(id, StatusCode::Eof, "End of file"));
-                }
-                let mut header = Vec::with_capacity(DATA_HEADER_LEN);
-                encode_data_header(&mut header, id, n as u32)
-                    .map_err(|e| VaultError::InvalidInput(e.to_string()))?;
-                if let Some(dst) = buf.get_mut(..DATA_HEADER_LEN) {
-                    dst.copy_from_slice(&header);
-                }
-                buf.truncate(DATA_HEADER_LEN + n);
-                Ok(Bytes::from(buf))
-            })
-            .await
-        }
         Request::Fstat { id, handle } => {
             let entry = {
                 let map = state.handles.lock().unwrap_or_else(|p| p.into_inner());
                 match handle_id(&handle).and_then(|h| map.get(&h)) {
-                    Some(Handle::Read(r)) => Entry {
+                    Some(Handle::Read { size, mtime, .. }) => Entry {
                         name: String::new(),
                         kind: EntryKind::File,
-                        size: r.size(),
-                        mtime: r.mtime(),
+                        size: *size,
+                        mtime: *mtime,
                     },
                     Some(Handle::Dir { .. }) => Entry {
                         name: String::new(),
@@ -538,7 +527,7 @@ async fn handle_request(state: &Arc<State>, req: Request) -> Result<Bytes, Vault
         Request::Extended { id, request } => extended(state, id, request).await,
         Request::Readlink { id, .. } => Ok(unsupported(id, "reading links")),
         Request::Symlink { id, .. } => Ok(unsupported(id, "creating symbolic links")),
-        Request::Init { .. } | Request::Write { .. } | Request::Close { .. } => Ok(Bytes::new()),
+        Request::Init { .. } | Request::Read { .. } | Request::Write { .. } | Request::Close { .. } => Ok(Bytes::new()),
     }
 }
 
@@ -598,9 +587,18 @@ async fn open(state: &Arc<State>, id: u32, path: &str, pflags: u32, attrs: Attrs
             return Ok(status(id, StatusCode::Failure, "open needs read or write access"));
         }
         let r = blocking(move || session.open_read(&p)).await?;
-        return match state.insert_handle(Handle::Read(Arc::new(r))) {
-            Some(h) => Ok(encode(&Response::Handle { id, handle: handle_bytes(h) })),
-            None => Ok(status(id, StatusCode::Failure, "too many open handles")),
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (size, mtime) = (r.size(), r.mtime());
+        return match state.insert_handle(Handle::Read { jobs: tx, size, mtime }) {
+            Some(h) => {
+                let worker = tokio::spawn(download_worker(state.clone(), Arc::new(r), rx));
+                state.workers.lock().unwrap_or_else(|p| p.into_inner()).push(worker);
+                Ok(encode(&Response::Handle { id, handle: handle_bytes(h) }))
+            }
+            None => {
+                let _ = blocking(move || r.close()).await;
+                Ok(status(id, StatusCode::Failure, "too many open handles"))
+            }
         };
     }
     let mode = OpenMode {
@@ -640,6 +638,10 @@ async fn upload_worker(state: Arc<State>, handle: WriteHandle, mut jobs: mpsc::U
     while let Some(job) = jobs.recv().await {
         let Some(mut w) = handle.take() else { break };
         match job {
+            Job::Read { id, permit, .. } => {
+                handle = Some(w);
+                state.send(status(id, StatusCode::Failure, "handle is open for writing only"), Some(permit));
+            }
             Job::Close { id, permit } => {
                 let reply = match blocking(move || w.commit()).await {
                     Ok(_) => ok(id),
@@ -729,5 +731,82 @@ async fn upload_worker(state: Arc<State>, handle: WriteHandle, mut jobs: mpsc::U
         if let Err(e) = blocking(move || w.interrupt()).await {
             tracing::error!(error = %e, "could not save an interrupted upload");
         }
+    }
+}
+
+/// Decrypts one READ into a complete DATA (or EOF) reply.
+fn read_reply(r: &ReadHandle, id: u32, offset: u64, len: u32) -> Result<Bytes, VaultError> {
+    let len = len.min(MAX_READ_LEN) as usize;
+    let mut buf = vec![0u8; DATA_HEADER_LEN + len];
+    let n = r.read_at(offset, buf.get_mut(DATA_HEADER_LEN..).unwrap_or_default())?;
+    if n == 0 {
+        return Ok(status(id, StatusCode::Eof, "End of file"));
+    }
+    let mut header = Vec::with_capacity(DATA_HEADER_LEN);
+    encode_data_header(&mut header, id, n as u32).map_err(|e| VaultError::InvalidInput(e.to_string()))?;
+    if let Some(dst) = buf.get_mut(..DATA_HEADER_LEN) {
+        dst.copy_from_slice(&header);
+    }
+    buf.truncate(DATA_HEADER_LEN + n);
+    Ok(Bytes::from(buf))
+}
+
+type PendingRead = tokio::task::JoinHandle<(u32, Result<Bytes, VaultError>, OwnedSemaphorePermit)>;
+
+/// Owns one download: decrypts up to `READ_AHEAD` reads at once and replies strictly in request
+/// order. When its queue closes (CLOSE or connection lost) it records the download in the audit log.
+async fn download_worker(state: Arc<State>, handle: Arc<ReadHandle>, mut jobs: mpsc::UnboundedReceiver<Job>) {
+    let mut pending: std::collections::VecDeque<PendingRead> = std::collections::VecDeque::new();
+    let finish = |done: Result<(u32, Result<Bytes, VaultError>, OwnedSemaphorePermit), tokio::task::JoinError>| {
+        if let Ok((id, res, permit)) = done {
+            let reply = match res {
+                Ok(b) => b,
+                Err(e) => error_reply(id, &e),
+            };
+            state.send(reply, Some(permit));
+        }
+    };
+    let mut close: Option<(u32, OwnedSemaphorePermit)> = None;
+    let mut queue_open = true;
+    while queue_open && close.is_none() {
+        tokio::select! {
+            // Finished reads leave first, oldest first, so replies keep request order.
+            done = async {
+                match pending.front_mut() {
+                    Some(t) => t.await,
+                    None => std::future::pending().await,
+                }
+            }, if !pending.is_empty() => {
+                pending.pop_front();
+                finish(done);
+            }
+            job = jobs.recv(), if pending.len() < READ_AHEAD => match job {
+                Some(Job::Read { id, offset, len, permit }) => {
+                    let h = handle.clone();
+                    pending.push_back(tokio::task::spawn_blocking(move || (id, read_reply(&h, id, offset, len), permit)));
+                }
+                Some(Job::Close { id, permit }) => close = Some((id, permit)),
+                Some(Job::Write { id, permit, .. })
+                | Some(Job::Fstat { id, permit })
+                | Some(Job::Setstat { id, permit, .. })
+                | Some(Job::Fsync { id, permit }) => {
+                    state.send(status(id, StatusCode::Failure, "handle is open for reading"), Some(permit));
+                }
+                None => queue_open = false,
+            },
+        }
+    }
+    // Queue closed or CLOSE received: drain in order, then record the download.
+    while let Some(t) = pending.pop_front() {
+        finish(t.await);
+    }
+    let h = handle.clone();
+    let res = blocking(move || h.close()).await;
+    if let Some((id, permit)) = close {
+        let reply = match res {
+            Ok(()) => ok(id),
+            Err(e) => error_reply(id, &e),
+        };
+        state.send(reply, Some(permit));
     }
 }

@@ -365,6 +365,8 @@ impl Handler for SshHandler {
                 async move { writer.data_bytes(bytes).await.is_ok() }
             })
             .await;
+            // scp (and `ssh -s`) report the subsystem's exit status; 0 means the session ended normally.
+            let _ = write_half.exit_status(0).await;
             let _ = write_half.eof().await;
             let _ = write_half.close().await;
         });

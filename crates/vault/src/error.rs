@@ -43,7 +43,7 @@ pub enum VaultError {
     Store(#[from] StoreError),
     #[error("encryption error: {0}")]
     Crypto(#[from] CryptoError),
-    #[error("audit log error: {0}")]
+    #[error(transparent)]
     Audit(#[from] AuditError),
     #[error("configuration error: {0}")]
     Config(String),

@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# SFTP throughput: lockbox vs OpenSSH's own internal-sftp, in ONE run, on loopback, with the same OpenSSH
+# `sftp` client and the same cipher.
+#
+#   bench/sftp_throughput.sh                 # 1 GiB file, 3 runs, aes128-gcm@openssh.com
+#   SIZE_MB=256 RUNS=5 CIPHER=chacha20-poly1305@openssh.com bench/sftp_throughput.sh
+#
+# Environment: SIZE_MB (default 1024), RUNS (default 3), CIPHER (default aes128-gcm@openssh.com),
+# LOCKBOX_BIN (skip the cargo build and use this binary), CARGO_TARGET_DIR (respected), KEEP=1 (keep temp dir).
+# Everything listens on 127.0.0.1 only. All processes and temp files are removed on exit.
+set -euo pipefail
+
+SIZE_MB=${SIZE_MB:-1024}
+RUNS=${RUNS:-3}
+CIPHER=${CIPHER:-aes128-gcm@openssh.com}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+CLK_TCK=$(getconf CLK_TCK)
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/lockbox-bench.XXXXXX")
+PIDS=()
+cleanup() {
+    local rc=$?
+    for p in "${PIDS[@]:-}"; do
+        [ -n "$p" ] || continue
+        kill "$p" 2>/dev/null || true
+    done
+    for p in "${PIDS[@]:-}"; do
+        [ -n "$p" ] || continue
+        for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
+    if [ "${KEEP:-0}" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+SUDO=
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+
+# ---- prerequisites --------------------------------------------------------------------------------------------
+need_pkgs=()
+[ -x /usr/sbin/sshd ] || need_pkgs+=(openssh-server)
+[ -x /usr/bin/sftp ] || need_pkgs+=(openssh-client)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+    log "installing ${need_pkgs[*]}"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null >&2
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need_pkgs[@]}" </dev/null >&2
+fi
+# sshd refuses to start without its privilege separation directory.
+if [ ! -d /run/sshd ]; then $SUDO mkdir -p /run/sshd && $SUDO chmod 0755 /run/sshd; fi
+
+if [ -n "${LOCKBOX_BIN:-}" ]; then
+    LOCKBOX=$LOCKBOX_BIN
+else
+    log "building lockbox (release)"
+    (cd "$ROOT" && cargo build --release -p lockbox >&2)
+    LOCKBOX=$TARGET_DIR/release/lockbox
+fi
+[ -x "$LOCKBOX" ] || die "no lockbox binary at $LOCKBOX"
+
+free_port() {
+    local p
+    for _ in $(seq 1 100); do
+        p=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+    done
+    die "no free port found"
+}
+
+# /proc/PID/stat: utime(14) stime(15) cutime(16) cstime(17), in clock ticks. cutime/cstime include children that
+# have exited and been reaped, which is how the per-connection sshd processes are counted.
+cpu_ticks() {
+    # The comm field may contain spaces: strip up to the last ')'.
+    local s
+    s=$(cat "/proc/$1/stat") || { echo 0; return; }
+    s=${s##*) }
+    # After "pid (comm) " the fields start at state (3); utime is field 14 -> index 11 of the rest.
+    awk '{ print $12 + $13 + $14 + $15 }' <<<"$s"
+}
+
+# ---- test data --------------------------------------------------------------------------------------------------
+SRC=$WORK/src.bin
+DOWN=$WORK/down.bin
+log "generating ${SIZE_MB} MiB of random data"
+head -c "$((SIZE_MB * 1024 * 1024))" /dev/urandom >"$SRC"
+SRC_SHA=$(sha256sum "$SRC" | cut -d' ' -f1)
+
+ssh-keygen -q -N "" -t ed25519 -C bench-client -f "$WORK/client_key"
+
+# ---- OpenSSH sshd with internal-sftp ------------------------------------------------------------------------------
+SSHD_DIR=$WORK/sshd
+mkdir -p "$SSHD_DIR/files"
+ssh-keygen -q -N "" -t ed25519 -f "$SSHD_DIR/host_key"
+cp "$WORK/client_key.pub" "$SSHD_DIR/authorized_keys"
+SSHD_PORT=$(free_port)
+ME=$(id -un)
+cat >"$SSHD_DIR/sshd_config" <<EOF
+Port $SSHD_PORT
+ListenAddress 127.0.0.1
+HostKey $SSHD_DIR/host_key
+PidFile $SSHD_DIR/sshd.pid
+AuthorizedKeysFile $SSHD_DIR/authorized_keys
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+AllowUsers $ME
+Subsystem sftp internal-sftp
+LogLevel ERROR
+EOF
+/usr/sbin/sshd -D -e -f "$SSHD_DIR/sshd_config" 2>"$SSHD_DIR/sshd.log" &
+SSHD_PID=$!
+PIDS+=("$SSHD_PID")
+
+# ---- lockbox ---------------------------------------------------------------------------------------------------------
+LB_DIR=$WORK/lockbox
+mkdir -p "$LB_DIR"
+LB_DATA=$LB_DIR/data
+LB_KEY=$LB_DIR/master.key
+lb() { "$LOCKBOX" --data-dir "$LB_DATA" --key-file "$LB_KEY" "$@"; }
+env -u LOCKBOX_DATA_DIR -u LOCKBOX_KEY_FILE -u LOCKBOX_CONFIG -u LOCKBOX_SFTP_LISTEN \
+    "$LOCKBOX" --data-dir "$LB_DATA" --key-file "$LB_KEY" serve --sftp-listen 127.0.0.1:0 2>"$LB_DIR/serve.log" &
+LB_PID=$!
+PIDS+=("$LB_PID")
+LB_PORT=
+for _ in $(seq 1 300); do
+    LB_PORT=$(sed -n 's/.*lockbox: sftp listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$LB_DIR/serve.log" | head -1)
+    [ -n "$LB_PORT" ] && break
+    kill -0 "$LB_PID" 2>/dev/null || { cat "$LB_DIR/serve.log" >&2; die "lockbox serve exited"; }
+    sleep 0.1
+done
+[ -n "$LB_PORT" ] || { cat "$LB_DIR/serve.log" >&2; die "lockbox did not start listening within 30 s"; }
+lb org create bench >/dev/null
+printf 'bench-password-long-enough\n' | lb user create --org bench benchuser --password-stdin >/dev/null
+lb key add benchuser "$WORK/client_key.pub" >/dev/null
+
+# Wait for sshd.
+for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$SSHD_PORT") 2>/dev/null && break
+    kill -0 "$SSHD_PID" 2>/dev/null || { cat "$SSHD_DIR/sshd.log" >&2; die "sshd exited"; }
+    sleep 0.1
+done
+
+log "openssh sshd on 127.0.0.1:$SSHD_PORT (pid $SSHD_PID), lockbox on 127.0.0.1:$LB_PORT (pid $LB_PID)"
+log "client: $(ssh -V 2>&1), cipher $CIPHER, ${SIZE_MB} MiB, $RUNS runs"
+
+SFTP_OPTS=(-F /dev/null -o "Ciphers=$CIPHER" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
+    -o LogLevel=ERROR -o IdentitiesOnly=yes -o BatchMode=yes -o ControlMaster=no -i "$WORK/client_key")
+
+# run_one SERVER OP -> prints "seconds cpu_seconds"
+run_one() {
+    local server=$1 op=$2 port pid user remote batch t0 t1 c0 c1
+    if [ "$server" = openssh ]; then
+        port=$SSHD_PORT; pid=$SSHD_PID; user=$ME; remote=$SSHD_DIR/files/bench.bin
+    else
+        port=$LB_PORT; pid=$LB_PID; user=benchuser; remote=/home/bench.bin
+    fi
+    batch=$WORK/batch
+    if [ "$op" = put ]; then
+        echo "put $SRC $remote" >"$batch"
+    else
+        rm -f "$DOWN"
+        echo "get $remote $DOWN" >"$batch"
+    fi
+    sync
+    c0=$(cpu_ticks "$pid")
+    t0=$(date +%s.%N)
+    if ! timeout 3600 sftp "${SFTP_OPTS[@]}" -b "$batch" -P "$port" "$user@127.0.0.1" >"$WORK/sftp.out" 2>&1 </dev/null; then
+        cat "$WORK/sftp.out" >&2
+        die "$server $op failed"
+    fi
+    t1=$(date +%s.%N)
+    # Let the per-connection sshd processes exit and be reaped into the master's cutime/cstime.
+    sleep 1
+    c1=$(cpu_ticks "$pid")
+    awk -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f %.2f\n", t1 - t0, (c1 - c0) / hz }'
+}
+
+declare -A SECS CPU
+verified_openssh=0
+verified_lockbox=0
+for run in $(seq 1 "$RUNS"); do
+    if [ $((run % 2)) = 1 ]; then order=(openssh lockbox); else order=(lockbox openssh); fi
+    for server in "${order[@]}"; do
+        for op in put get; do
+            res=$(run_one "$server" "$op")
+            read -r secs cpu <<<"$res"
+            SECS[$server.$op]+="$secs "
+            CPU[$server.$op]+="$cpu "
+            log "run $run $server $op: ${secs}s, server CPU ${cpu}s"
+            if [ "$op" = get ]; then
+                v=verified_$server
+                if [ "${!v}" = 0 ]; then
+                    got=$(sha256sum "$DOWN" | cut -d' ' -f1)
+                    [ "$got" = "$SRC_SHA" ] || die "$server: downloaded file differs (sha256 $got != $SRC_SHA)"
+                    printf -v "$v" 1
+                    log "$server: download verified (sha256 matches)"
+                fi
+            fi
+        done
+    done
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+GIB=$(awk -v m="$SIZE_MB" 'BEGIN { print m / 1024 }')
+declare -A MBS CPG
+for server in openssh lockbox; do
+    for op in put get; do
+        s=$(median <<<"${SECS[$server.$op]}")
+        c=$(median <<<"${CPU[$server.$op]}")
+        MBS[$server.$op]=$(awk -v m="$SIZE_MB" -v s="$s" 'BEGIN { printf "%.1f", m / s }')
+        CPG[$server.$op]=$(awk -v c="$c" -v g="$GIB" 'BEGIN { printf "%.2f", c / g }')
+    done
+done
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
+
+echo
+echo "SFTP throughput, ${SIZE_MB} MiB, loopback, cipher $CIPHER, median of $RUNS runs, client $(ssh -V 2>&1 | cut -d, -f1)"
+echo "MiB/s = ${SIZE_MB} MiB / wall time of one 'sftp -b' (includes connect + auth)."
+echo "server CPU s/GiB = (utime+stime+cutime+cstime) delta of the server's main process: lockbox = its own"
+echo "  process (all threads); openssh = the listening sshd plus its reaped per-connection children."
+printf '%-16s %12s %12s %18s %18s\n' server "put MiB/s" "get MiB/s" "put CPU s/GiB" "get CPU s/GiB"
+for server in openssh lockbox; do
+    printf '%-16s %12s %12s %18s %18s\n' "$server" "${MBS[$server.put]}" "${MBS[$server.get]}" "${CPG[$server.put]}" "${CPG[$server.get]}"
+done
+printf '%-16s %12s %12s\n' "lockbox/openssh" "$(ratio "${MBS[lockbox.put]}" "${MBS[openssh.put]}")" "$(ratio "${MBS[lockbox.get]}" "${MBS[openssh.get]}")"
