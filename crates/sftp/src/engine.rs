@@ -22,7 +22,7 @@ use lockbox_types::VirtualPath;
 use lockbox_vault::{Entry, EntryKind, OpenMode, ReadHandle, Session, VaultError, WriteHandle};
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::errors::status_of;
 use crate::protocol::{
@@ -42,6 +42,9 @@ pub const MAX_HANDLES: usize = 256;
 const MAX_UNPERMITTED_REPLIES: usize = 1024;
 /// How long replies already queued may take to reach the client after the session ended.
 const REPLY_DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
+/// Writes of one upload acknowledged but not yet encrypted and stored (~8 MiB with OpenSSH's
+/// 255 KiB writes).
+const WRITE_BEHIND: usize = 32;
 /// Reads of one download decrypted concurrently; replies still leave in request order.
 const READ_AHEAD: usize = 4;
 /// Directory entries per READDIR reply (OpenSSH's server sends 100).
@@ -258,9 +261,14 @@ async fn read_loop<R: AsyncRead + Unpin>(state: &Arc<State>, input: &mut R, perm
                 return "bad frame length";
             }
         };
-        let mut body = BytesMut::zeroed(len);
-        if input.read_exact(&mut body).await.is_err() {
-            return "closed mid-packet";
+        // Filled straight from the channel; no zeroing pass over up to 256 KiB per packet.
+        let mut body = BytesMut::with_capacity(len);
+        while body.len() < len {
+            let mut limited = (&mut *input).take((len - body.len()) as u64);
+            match limited.read_buf(&mut body).await {
+                Ok(0) | Err(_) => return "closed mid-packet",
+                Ok(_) => {}
+            }
         }
         state.stats.requests.fetch_add(1, Ordering::Relaxed);
         let req = match parse_request(body.freeze()) {
@@ -631,107 +639,150 @@ async fn open(state: &Arc<State>, id: u32, path: &str, pflags: u32, attrs: Attrs
     }
 }
 
-/// Owns one upload and applies its jobs in arrival order. When the job channel closes without a
-/// Close (connection lost), the upload is kept as interrupted and resumable.
-async fn upload_worker(state: Arc<State>, handle: WriteHandle, mut jobs: mpsc::UnboundedReceiver<Job>, append: bool) {
-    let mut handle = Some(handle);
-    while let Some(job) = jobs.recv().await {
-        let Some(mut w) = handle.take() else { break };
-        match job {
-            Job::Read { id, permit, .. } => {
-                handle = Some(w);
-                state.send(status(id, StatusCode::Failure, "handle is open for writing only"), Some(permit));
+/// Commands from an upload's async worker to the blocking thread that owns the `WriteHandle`.
+enum UploadCmd {
+    Write { offset: u64, data: Bytes, _slot: OwnedSemaphorePermit },
+    Len(oneshot::Sender<u64>),
+    SetMtime(i64),
+    Truncate(u64, oneshot::Sender<Result<(), VaultError>>),
+    Sync(oneshot::Sender<Result<(), VaultError>>),
+    Commit(oneshot::Sender<Result<(), VaultError>>),
+}
+
+/// The first failed write of an upload; later writes and the close report it.
+type UploadFailure = Arc<Mutex<Option<String>>>;
+
+/// Runs on a blocking thread and applies an upload's commands in order. Returns when committed, or
+/// when the command channel closes without a commit (connection lost): then the upload is kept as
+/// interrupted and resumable.
+fn upload_thread(mut w: WriteHandle, cmds: std::sync::mpsc::Receiver<UploadCmd>, append: bool, failure: UploadFailure) {
+    let failed = |failure: &UploadFailure| failure.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    for cmd in cmds.iter() {
+        match cmd {
+            UploadCmd::Write { offset, data, _slot } => {
+                if failed(&failure).is_some() {
+                    continue;
+                }
+                let at = if append { w.len() } else { offset };
+                if let Err(e) = w.write_at(at, data) {
+                    if matches!(e.kind(), lockbox_vault::ErrorKind::Internal) {
+                        tracing::error!(error = %e, "upload write failed");
+                    }
+                    *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.client_message());
+                }
             }
-            Job::Close { id, permit } => {
-                let reply = match blocking(move || w.commit()).await {
-                    Ok(_) => ok(id),
-                    Err(e) => error_reply(id, &e),
-                };
-                state.send(reply, Some(permit));
-                return;
+            UploadCmd::Len(tx) => {
+                let _ = tx.send(w.len());
             }
-            Job::Write { id, offset, data, permit } => {
-                let (w, res) = match tokio::task::spawn_blocking(move || {
-                    let at = if append { w.len() } else { offset };
-                    let r = w.write_at(at, &data);
-                    (w, r)
-                })
-                .await
-                {
-                    Ok(v) => v,
-                    Err(_) => {
-                        state.send(status(id, StatusCode::Failure, "write failed"), Some(permit));
-                        return;
+            UploadCmd::SetMtime(t) => w.set_mtime(t),
+            UploadCmd::Truncate(len, tx) => {
+                let _ = tx.send(w.truncate(len));
+            }
+            UploadCmd::Sync(tx) => {
+                let _ = tx.send(w.sync());
+            }
+            UploadCmd::Commit(tx) => {
+                let res = match failed(&failure) {
+                    None => w.commit().map(|_| ()),
+                    // A write failed: the content is incomplete, so it must not become visible.
+                    Some(msg) => {
+                        let _ = w.interrupt();
+                        Err(VaultError::InvalidInput(format!("upload not completed: an earlier write failed: {msg}")))
                     }
                 };
-                handle = Some(w);
-                let reply = match res {
-                    Ok(()) => ok(id),
-                    Err(e) => error_reply(id, &e),
+                let _ = tx.send(res);
+                return;
+            }
+        }
+    }
+    if let Err(e) = w.interrupt() {
+        tracing::error!(error = %e, "could not save an interrupted upload");
+    }
+}
+
+/// Owns one upload's request queue. Writes are acknowledged as soon as they are queued for the
+/// upload thread, up to `WRITE_BEHIND` unapplied writes (then acknowledgements wait): the client's
+/// pipeline never stalls on encryption and disk latency, and memory stays bounded. Nothing becomes
+/// visible before CLOSE, which waits for every queued write and reports any failure.
+async fn upload_worker(state: Arc<State>, handle: WriteHandle, mut jobs: mpsc::UnboundedReceiver<Job>, append: bool) {
+    let (cmd_tx, cmd_rx) = std::sync::mpsc::channel::<UploadCmd>();
+    let failure: UploadFailure = Arc::new(Mutex::new(None));
+    let thread_failure = failure.clone();
+    let thread = tokio::task::spawn_blocking(move || upload_thread(handle, cmd_rx, append, thread_failure));
+    let slots = Arc::new(Semaphore::new(WRITE_BEHIND));
+    let failed = || failure.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let thread_gone = |id: u32| status(id, StatusCode::Failure, "upload ended unexpectedly");
+
+    while let Some(job) = jobs.recv().await {
+        match job {
+            Job::Write { id, offset, data, permit } => {
+                if let Some(msg) = failed() {
+                    state.send(status(id, StatusCode::Failure, msg), Some(permit));
+                    continue;
+                }
+                let Ok(slot) = slots.clone().acquire_owned().await else { break };
+                let reply = if cmd_tx.send(UploadCmd::Write { offset, data, _slot: slot }).is_ok() {
+                    ok(id)
+                } else {
+                    thread_gone(id)
                 };
                 state.send(reply, Some(permit));
             }
             Job::Fstat { id, permit } => {
-                let e = Entry {
-                    name: String::new(),
-                    kind: EntryKind::File,
-                    size: w.len(),
-                    mtime: 0,
-                };
-                handle = Some(w);
-                state.send(encode(&Response::Attrs { id, attrs: attrs_of(&e) }), Some(permit));
-            }
-            Job::Setstat { id, attrs, permit } => {
-                if let Some((_, mtime)) = attrs.atime_mtime {
-                    w.set_mtime(i64::from(mtime));
-                }
-                let res = match attrs.size {
-                    Some(size) => match tokio::task::spawn_blocking(move || {
-                        let r = w.truncate(size);
-                        (w, r)
-                    })
-                    .await
-                    {
-                        Ok((w2, r)) => {
-                            handle = Some(w2);
-                            r
-                        }
-                        Err(_) => return,
-                    },
-                    None => {
-                        handle = Some(w);
-                        Ok(())
+                let (tx, rx) = oneshot::channel();
+                let reply = match (cmd_tx.send(UploadCmd::Len(tx)).is_ok(), rx.await) {
+                    (true, Ok(size)) => {
+                        let e = Entry { name: String::new(), kind: EntryKind::File, size, mtime: 0 };
+                        encode(&Response::Attrs { id, attrs: attrs_of(&e) })
                     }
-                };
-                let reply = match res {
-                    Ok(()) => ok(id),
-                    Err(e) => error_reply(id, &e),
+                    _ => thread_gone(id),
                 };
                 state.send(reply, Some(permit));
             }
-            Job::Fsync { id, permit } => match tokio::task::spawn_blocking(move || {
-                let r = w.sync();
-                (w, r)
-            })
-            .await
-            {
-                Ok((w2, r)) => {
-                    handle = Some(w2);
-                    let reply = match r {
-                        Ok(()) => ok(id),
-                        Err(e) => error_reply(id, &e),
-                    };
-                    state.send(reply, Some(permit));
+            Job::Setstat { id, attrs, permit } => {
+                if let Some((_, mtime)) = attrs.atime_mtime {
+                    let _ = cmd_tx.send(UploadCmd::SetMtime(i64::from(mtime)));
                 }
-                Err(_) => return,
-            },
+                let reply = match attrs.size {
+                    Some(size) => {
+                        let (tx, rx) = oneshot::channel();
+                        match (cmd_tx.send(UploadCmd::Truncate(size, tx)).is_ok(), rx.await) {
+                            (true, Ok(Ok(()))) => ok(id),
+                            (true, Ok(Err(e))) => error_reply(id, &e),
+                            _ => thread_gone(id),
+                        }
+                    }
+                    None => ok(id),
+                };
+                state.send(reply, Some(permit));
+            }
+            Job::Fsync { id, permit } => {
+                let (tx, rx) = oneshot::channel();
+                let reply = match (cmd_tx.send(UploadCmd::Sync(tx)).is_ok(), rx.await) {
+                    (true, Ok(Ok(()))) => ok(id),
+                    (true, Ok(Err(e))) => error_reply(id, &e),
+                    _ => thread_gone(id),
+                };
+                state.send(reply, Some(permit));
+            }
+            Job::Read { id, permit, .. } => {
+                state.send(status(id, StatusCode::Failure, "handle is open for writing only"), Some(permit));
+            }
+            Job::Close { id, permit } => {
+                let (tx, rx) = oneshot::channel();
+                let reply = match (cmd_tx.send(UploadCmd::Commit(tx)).is_ok(), rx.await) {
+                    (true, Ok(Ok(()))) => ok(id),
+                    (true, Ok(Err(e))) => error_reply(id, &e),
+                    _ => thread_gone(id),
+                };
+                state.send(reply, Some(permit));
+                break;
+            }
         }
     }
-    if let Some(w) = handle {
-        if let Err(e) = blocking(move || w.interrupt()).await {
-            tracing::error!(error = %e, "could not save an interrupted upload");
-        }
-    }
+    // Without a commit, closing the command channel makes the thread keep the upload as interrupted.
+    drop(cmd_tx);
+    let _ = thread.await;
 }
 
 /// Decrypts one READ into a complete DATA (or EOF) reply.

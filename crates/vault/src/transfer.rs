@@ -9,6 +9,7 @@ use std::sync::Arc;
 use lockbox_audit::{Action, Outcome};
 use lockbox_crypto::{DataKey, EncryptedReader, EncryptedWriter, WrappedKey, CHUNK_SIZE};
 use lockbox_store::{FileRow, UploadRow};
+use bytes::Bytes;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -23,6 +24,61 @@ const PROGRESS_EVERY: u64 = 32 * 1024 * 1024;
 /// Largest single read we serve; protocol limits are lower, this guards the allocation.
 pub const MAX_READ: usize = 1024 * 1024;
 
+/// Uploads larger than this hash on their own thread, in parallel with encryption and disk writes;
+/// smaller ones are not worth a thread.
+const HASH_THREAD_AFTER: u64 = 4 * 1024 * 1024;
+
+/// SHA-256 of an upload, computed as the content streams in (no second read of the file).
+enum StreamDigest {
+    Inline(Sha256),
+    Thread {
+        tx: std::sync::mpsc::Sender<Bytes>,
+        join: std::thread::JoinHandle<Sha256>,
+    },
+    /// Content did not arrive in order from offset 0 (or was resumed): hash the stored file at commit.
+    Unavailable,
+}
+
+impl StreamDigest {
+    fn update(&mut self, data: &Bytes, hashed_after: u64) {
+        match self {
+            StreamDigest::Inline(h) if hashed_after > HASH_THREAD_AFTER => {
+                let mut h = std::mem::take(h);
+                h.update(data);
+                let (tx, rx) = std::sync::mpsc::channel::<Bytes>();
+                let spawned = std::thread::Builder::new().name("lockbox-digest".into()).spawn(move || {
+                    for chunk in rx {
+                        h.update(&chunk);
+                    }
+                    h
+                });
+                *self = match spawned {
+                    Ok(join) => StreamDigest::Thread { tx, join },
+                    Err(_) => StreamDigest::Unavailable,
+                };
+            }
+            StreamDigest::Inline(h) => h.update(data),
+            StreamDigest::Thread { tx, .. } => {
+                if tx.send(data.clone()).is_err() {
+                    *self = StreamDigest::Unavailable;
+                }
+            }
+            StreamDigest::Unavailable => {}
+        }
+    }
+
+    fn finish(self) -> Option<String> {
+        match self {
+            StreamDigest::Inline(h) => Some(hex::encode(h.finalize())),
+            StreamDigest::Thread { tx, join } => {
+                drop(tx);
+                join.join().ok().map(|h| hex::encode(h.finalize()))
+            }
+            StreamDigest::Unavailable => None,
+        }
+    }
+}
+
 pub(crate) struct UploadContext {
     pub(crate) actor: Arc<Actor>,
     pub(crate) target: String,
@@ -35,9 +91,8 @@ pub struct WriteHandle {
     ctx: UploadContext,
     upload: UploadRow,
     writer: EncryptedWriter<File>,
-    /// SHA-256 of the content while it arrives in order from offset 0; `None` after any out-of-order
-    /// write or a resume, in which case the digest is computed from the stored ciphertext at commit.
-    hasher: Option<Sha256>,
+    /// SHA-256 of the content while it arrives in order from offset 0.
+    digest: StreamDigest,
     hashed: u64,
     saved_progress: u64,
     mtime: Option<i64>,
@@ -57,7 +112,7 @@ impl WriteHandle {
             ctx,
             upload,
             writer,
-            hasher: Some(Sha256::new()),
+            digest: StreamDigest::Inline(Sha256::new()),
             hashed: 0,
             saved_progress: 0,
             mtime: None,
@@ -75,7 +130,7 @@ impl WriteHandle {
             ctx,
             upload,
             writer,
-            hasher: None,
+            digest: StreamDigest::Unavailable,
             hashed: 0,
             mtime: None,
             bytes_received: 0,
@@ -91,24 +146,22 @@ impl WriteHandle {
             if n == 0 {
                 break;
             }
-            self.write_at(off, buf.get(..n).unwrap_or_default())?;
+            self.write_at(off, Bytes::copy_from_slice(buf.get(..n).unwrap_or_default()))?;
             off += n as u64;
         }
         self.bytes_received = 0;
         Ok(())
     }
 
-    pub fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
-        self.writer.write_at(offset, data)?;
-        self.bytes_received += data.len() as u64;
-        if let Some(h) = self.hasher.as_mut() {
-            if offset == self.hashed {
-                h.update(data);
-                self.hashed += data.len() as u64;
-            } else {
-                self.hasher = None;
-            }
+    pub fn write_at(&mut self, offset: u64, data: Bytes) -> Result<()> {
+        if offset == self.hashed {
+            self.hashed += data.len() as u64;
+            self.digest.update(&data, self.hashed);
+        } else {
+            self.digest = StreamDigest::Unavailable;
         }
+        self.writer.write_at(offset, &data)?;
+        self.bytes_received += data.len() as u64;
         let sealed = self.writer.len() / CHUNK_SIZE as u64 * CHUNK_SIZE as u64;
         if sealed >= self.saved_progress + PROGRESS_EVERY {
             self.vault.inner.store.set_upload_size(self.upload.id, sealed)?;
@@ -127,7 +180,7 @@ impl WriteHandle {
 
     pub fn truncate(&mut self, len: u64) -> Result<()> {
         if len < self.hashed {
-            self.hasher = None;
+            self.digest = StreamDigest::Unavailable;
         }
         self.writer.truncate(len)?;
         Ok(())
@@ -152,17 +205,19 @@ impl WriteHandle {
             ctx,
             upload,
             writer,
-            hasher,
+            digest,
             hashed,
             mtime,
             bytes_received,
             ..
         } = self;
         let (file, len) = writer.finish()?;
-        let sha256 = match hasher {
-            Some(h) if hashed == len => hex::encode(h.finalize()),
+        let streamed = digest.finish();
+        let sha256 = match streamed {
+            Some(d) if hashed == len => d,
             _ => {
                 // Out-of-order or resumed upload: hash what was actually stored.
+                tracing::debug!(size = len, streamed_bytes = hashed, "digest not streamed; hashing the stored file");
                 let key = unwrap_key(&vault, &upload.wrapped_key, &upload.blob_id.0)?;
                 let reader = EncryptedReader::new(file, key, upload.blob_id.0, len);
                 let mut h = Sha256::new();
