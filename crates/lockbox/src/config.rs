@@ -53,11 +53,17 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn load(config: Option<&Path>, data_dir: Option<PathBuf>, key_file: Option<PathBuf>) -> Result<Self> {
+    pub fn load(
+        config: Option<&Path>,
+        data_dir: Option<PathBuf>,
+        key_file: Option<PathBuf>,
+    ) -> Result<Self> {
         let file: FileConfig = match config {
             Some(p) => {
-                let text = std::fs::read_to_string(p).with_context(|| format!("cannot read config file {}", p.display()))?;
-                toml::from_str(&text).with_context(|| format!("invalid config file {}", p.display()))?
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read config file {}", p.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("invalid config file {}", p.display()))?
             }
             None => FileConfig::default(),
         };

@@ -19,7 +19,11 @@ mod serve;
 use output::{print_rows, Out};
 
 #[derive(Parser)]
-#[command(name = "lockbox", version, about = "Lockbox: secure managed file transfer for health data")]
+#[command(
+    name = "lockbox",
+    version,
+    about = "Lockbox: secure managed file transfer for health data"
+)]
 struct Cli {
     /// Data directory (SQLite metadata, encrypted blobs, SSH host key).
     #[arg(long, env = "LOCKBOX_DATA_DIR", global = true)]
@@ -92,17 +96,31 @@ enum UserCmd {
         org: Option<String>,
     },
     /// Clear failed logins and any lockout.
-    Unlock { name: String },
-    Disable { name: String },
-    Enable { name: String },
+    Unlock {
+        name: String,
+    },
+    Disable {
+        name: String,
+    },
+    Enable {
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
 enum KeyCmd {
     /// Add an OpenSSH public key (one line, as in authorized_keys) from a file.
-    Add { user: String, file: PathBuf },
-    List { user: String },
-    Remove { user: String, fingerprint: String },
+    Add {
+        user: String,
+        file: PathBuf,
+    },
+    List {
+        user: String,
+    },
+    Remove {
+        user: String,
+        fingerprint: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -204,7 +222,11 @@ fn read_password() -> Result<String> {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let settings = config::Settings::load(cli.config.as_deref(), cli.data_dir.clone(), cli.key_file.clone())?;
+    let settings = config::Settings::load(
+        cli.config.as_deref(),
+        cli.data_dir.clone(),
+        cli.key_file.clone(),
+    )?;
     let out = Out { json: cli.json };
     if let Command::Serve(args) = cli.command {
         return serve::run(settings, args);
@@ -219,7 +241,9 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Org(OrgCmd::List) => {
             let orgs = vault.list_orgs()?;
-            print_rows(&out, &orgs, &["NAME", "CREATED"], |o| vec![o.name.clone(), output::date(o.created_at)]);
+            print_rows(&out, &orgs, &["NAME", "CREATED"], |o| {
+                vec![o.name.clone(), output::date(o.created_at)]
+            });
         }
         Command::User(cmd) => user(&vault, &actor, &out, cmd)?,
         Command::Key(KeyCmd::Add { user, file }) => {
@@ -231,17 +255,36 @@ fn run(cli: Cli) -> Result<()> {
                 .find(|l| !l.is_empty() && !l.starts_with('#'))
                 .with_context(|| format!("{} holds no public key", file.display()))?;
             let key = vault.add_key(&actor, &user, line)?;
-            out.done(&format!("added {} key {} for {}", key.algorithm, key.fingerprint, user), &key);
+            out.done(
+                &format!(
+                    "added {} key {} for {}",
+                    key.algorithm, key.fingerprint, user
+                ),
+                &key,
+            );
         }
         Command::Key(KeyCmd::List { user }) => {
             let keys = vault.list_keys(&user)?;
-            print_rows(&out, &keys, &["FINGERPRINT", "TYPE", "COMMENT", "ADDED"], |k| {
-                vec![k.fingerprint.clone(), k.algorithm.clone(), k.comment.clone(), output::date(k.created_at)]
-            });
+            print_rows(
+                &out,
+                &keys,
+                &["FINGERPRINT", "TYPE", "COMMENT", "ADDED"],
+                |k| {
+                    vec![
+                        k.fingerprint.clone(),
+                        k.algorithm.clone(),
+                        k.comment.clone(),
+                        output::date(k.created_at),
+                    ]
+                },
+            );
         }
         Command::Key(KeyCmd::Remove { user, fingerprint }) => {
             vault.remove_key(&actor, &user, &fingerprint)?;
-            out.done(&format!("removed key {fingerprint} of {user}"), &json!({"removed": fingerprint}));
+            out.done(
+                &format!("removed key {fingerprint} of {user}"),
+                &json!({"removed": fingerprint}),
+            );
         }
         Command::Group(GroupCmd::Create { org, name }) => {
             let g = vault.create_group(&actor, &org, &name)?;
@@ -253,7 +296,10 @@ fn run(cli: Cli) -> Result<()> {
                 None => vault.user(&user)?.org_name,
             };
             vault.add_group_member(&actor, &org, &group, &user)?;
-            out.done(&format!("added {user} to group {group}"), &json!({"group": group, "user": user}));
+            out.done(
+                &format!("added {user} to group {group}"),
+                &json!({"group": group, "user": user}),
+            );
         }
         Command::Group(GroupCmd::List { org }) => {
             let groups = vault.list_groups(&org)?;
@@ -266,7 +312,12 @@ fn run(cli: Cli) -> Result<()> {
                     r["name"].as_str().unwrap_or_default().to_owned(),
                     r["members"]
                         .as_array()
-                        .map(|m| m.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(","))
+                        .map(|m| {
+                            m.iter()
+                                .filter_map(|v| v.as_str())
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        })
                         .unwrap_or_default(),
                 ]
             });
@@ -278,15 +329,29 @@ fn run(cli: Cli) -> Result<()> {
         Command::Folder(FolderCmd::List { org }) => {
             let orgs = vault.list_orgs()?;
             let folders = vault.list_folders(org.as_deref())?;
-            let org_name = |id| orgs.iter().find(|o| o.id == id).map(|o| o.name.clone()).unwrap_or_default();
-            print_rows(&out, &folders, &["ORG", "FOLDER", "HOME OF", "CREATED"], |f| {
-                vec![
-                    org_name(f.org_id),
-                    f.name.clone(),
-                    if f.home_of.is_some() { f.name.trim_start_matches("home.").to_owned() } else { String::new() },
-                    output::date(f.created_at),
-                ]
-            });
+            let org_name = |id| {
+                orgs.iter()
+                    .find(|o| o.id == id)
+                    .map(|o| o.name.clone())
+                    .unwrap_or_default()
+            };
+            print_rows(
+                &out,
+                &folders,
+                &["ORG", "FOLDER", "HOME OF", "CREATED"],
+                |f| {
+                    vec![
+                        org_name(f.org_id),
+                        f.name.clone(),
+                        if f.home_of.is_some() {
+                            f.name.trim_start_matches("home.").to_owned()
+                        } else {
+                            String::new()
+                        },
+                        output::date(f.created_at),
+                    ]
+                },
+            );
         }
         Command::Grant(GrantCmd::Add { target, perms }) => {
             let perms = PermissionSet::parse(&perms)?;
@@ -310,12 +375,22 @@ fn run(cli: Cli) -> Result<()> {
                     Subject::User(_) => "user",
                     Subject::Group(_) => "group",
                 };
-                vec![g.folder_name.clone(), format!("{kind}:{}", g.subject_name), g.perms.to_string()]
+                vec![
+                    g.folder_name.clone(),
+                    format!("{kind}:{}", g.subject_name),
+                    g.perms.to_string(),
+                ]
             });
         }
         Command::Audit(AuditCmd::Verify) => {
             let report = vault.audit_verify()?;
-            out.done(&format!("audit log OK: {} records, head {}", report.records, report.head_hash), &report);
+            out.done(
+                &format!(
+                    "audit log OK: {} records, head {}",
+                    report.records, report.head_hash
+                ),
+                &report,
+            );
         }
         Command::Audit(AuditCmd::Export { format }) => {
             if format != "jsonl" {
@@ -333,12 +408,26 @@ fn run(cli: Cli) -> Result<()> {
 
 fn user(vault: &Vault, actor: &AdminActor, out: &Out, cmd: UserCmd) -> Result<()> {
     match cmd {
-        UserCmd::Create { org, name, role, password_stdin } => {
+        UserCmd::Create {
+            org,
+            name,
+            role,
+            password_stdin,
+        } => {
             let role = Role::parse(&role)?;
-            let pw = if password_stdin { Some(read_password()?) } else { None };
+            let pw = if password_stdin {
+                Some(read_password()?)
+            } else {
+                None
+            };
             let u = vault.create_user(actor, &org, &name, role, pw.as_deref())?;
             out.done(
-                &format!("created {} user {} in {} (home folder /home)", role.as_str(), u.name, u.org_name),
+                &format!(
+                    "created {} user {} in {} (home folder /home)",
+                    role.as_str(),
+                    u.name,
+                    u.org_name
+                ),
                 &u,
             );
         }
@@ -350,28 +439,48 @@ fn user(vault: &Vault, actor: &AdminActor, out: &Out, cmd: UserCmd) -> Result<()
         UserCmd::List { org } => {
             let users = vault.list_users(org.as_deref())?;
             let now = now_unix();
-            print_rows(out, &users, &["ORG", "USER", "ROLE", "STATE", "FAILED"], |u| {
-                let state = if u.disabled {
-                    "disabled"
-                } else if u.locked_until.is_some_and(|t| t > now) {
-                    "locked"
-                } else {
-                    "active"
-                };
-                vec![u.org_name.clone(), u.name.clone(), u.role.as_str().into(), state.into(), u.failed_logins.to_string()]
-            });
+            print_rows(
+                out,
+                &users,
+                &["ORG", "USER", "ROLE", "STATE", "FAILED"],
+                |u| {
+                    let state = if u.disabled {
+                        "disabled"
+                    } else if u.locked_until.is_some_and(|t| t > now) {
+                        "locked"
+                    } else {
+                        "active"
+                    };
+                    vec![
+                        u.org_name.clone(),
+                        u.name.clone(),
+                        u.role.as_str().into(),
+                        state.into(),
+                        u.failed_logins.to_string(),
+                    ]
+                },
+            );
         }
         UserCmd::Unlock { name } => {
             vault.unlock_user(actor, &name)?;
-            out.done(&format!("unlocked {name}"), &json!({"user": name, "unlocked": true}));
+            out.done(
+                &format!("unlocked {name}"),
+                &json!({"user": name, "unlocked": true}),
+            );
         }
         UserCmd::Disable { name } => {
             vault.set_user_disabled(actor, &name, true)?;
-            out.done(&format!("disabled {name}"), &json!({"user": name, "disabled": true}));
+            out.done(
+                &format!("disabled {name}"),
+                &json!({"user": name, "disabled": true}),
+            );
         }
         UserCmd::Enable { name } => {
             vault.set_user_disabled(actor, &name, false)?;
-            out.done(&format!("enabled {name}"), &json!({"user": name, "disabled": false}));
+            out.done(
+                &format!("enabled {name}"),
+                &json!({"user": name, "disabled": false}),
+            );
         }
     }
     Ok(())

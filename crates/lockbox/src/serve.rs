@@ -30,14 +30,18 @@ const STALE_UPLOAD_AGE: std::time::Duration = std::time::Duration::from_secs(7 *
 fn host_key(data_dir: &Path) -> Result<(PrivateKey, bool)> {
     let path = data_dir.join(HOST_KEY_FILE);
     if path.exists() {
-        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read SSH host key {}", path.display()))?;
-        let key = PrivateKey::from_openssh(text).with_context(|| format!("invalid SSH host key {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read SSH host key {}", path.display()))?;
+        let key = PrivateKey::from_openssh(text)
+            .with_context(|| format!("invalid SSH host key {}", path.display()))?;
         return Ok((key, false));
     }
     let mut seed = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut seed);
     let key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
-    let pem = key.to_openssh(LineEnding::LF).context("cannot encode the SSH host key")?;
+    let pem = key
+        .to_openssh(LineEnding::LF)
+        .context("cannot encode the SSH host key")?;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -52,7 +56,10 @@ fn host_key(data_dir: &Path) -> Result<(PrivateKey, bool)> {
 pub fn run(settings: Settings, args: ServeArgs) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOCKBOX_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,russh=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 
     let (vault, report) = Vault::open(settings.vault_config())?;
     let (key, created_host_key) = host_key(vault.data_dir())?;

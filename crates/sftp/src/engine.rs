@@ -26,10 +26,10 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::errors::status_of;
 use crate::protocol::{
-    self, encode_data_header, limits_reply_payload, longname, parse_request, server_extensions, Attrs,
-    ExtendedRequest, NameEntry, Request, Response, StatusCode, Statvfs, DATA_HEADER_LEN, MAX_READ_LEN,
-    MAX_REPLY_LEN, MAX_WRITE_LEN, SSH_FXF_APPEND, SSH_FXF_CREAT, SSH_FXF_EXCL, SSH_FXF_READ, SSH_FXF_TRUNC,
-    SSH_FXF_WRITE,
+    self, encode_data_header, limits_reply_payload, longname, parse_request, server_extensions,
+    Attrs, ExtendedRequest, NameEntry, Request, Response, StatusCode, Statvfs, DATA_HEADER_LEN,
+    MAX_READ_LEN, MAX_REPLY_LEN, MAX_WRITE_LEN, SSH_FXF_APPEND, SSH_FXF_CREAT, SSH_FXF_EXCL,
+    SSH_FXF_READ, SSH_FXF_TRUNC, SSH_FXF_WRITE,
 };
 
 /// Requests being served at once per session. OpenSSH's client keeps up to 64 in flight; twice that
@@ -57,19 +57,49 @@ const FILE_MODE: u32 = 0o100_640;
 type Reply = (Bytes, Option<OwnedSemaphorePermit>);
 
 enum Job {
-    Read { id: u32, offset: u64, len: u32, permit: OwnedSemaphorePermit },
-    Write { id: u32, offset: u64, data: Bytes, permit: OwnedSemaphorePermit },
-    Fstat { id: u32, permit: OwnedSemaphorePermit },
-    Setstat { id: u32, attrs: Attrs, permit: OwnedSemaphorePermit },
-    Fsync { id: u32, permit: OwnedSemaphorePermit },
-    Close { id: u32, permit: OwnedSemaphorePermit },
+    Read {
+        id: u32,
+        offset: u64,
+        len: u32,
+        permit: OwnedSemaphorePermit,
+    },
+    Write {
+        id: u32,
+        offset: u64,
+        data: Bytes,
+        permit: OwnedSemaphorePermit,
+    },
+    Fstat {
+        id: u32,
+        permit: OwnedSemaphorePermit,
+    },
+    Setstat {
+        id: u32,
+        attrs: Attrs,
+        permit: OwnedSemaphorePermit,
+    },
+    Fsync {
+        id: u32,
+        permit: OwnedSemaphorePermit,
+    },
+    Close {
+        id: u32,
+        permit: OwnedSemaphorePermit,
+    },
 }
 
 enum Handle {
     /// A download: its worker's queue, and the version's size and mtime for FSTAT.
-    Read { jobs: mpsc::UnboundedSender<Job>, size: u64, mtime: i64 },
+    Read {
+        jobs: mpsc::UnboundedSender<Job>,
+        size: u64,
+        mtime: i64,
+    },
     Write(mpsc::UnboundedSender<Job>),
-    Dir { entries: Vec<Entry>, pos: usize },
+    Dir {
+        entries: Vec<Entry>,
+        pos: usize,
+    },
 }
 
 /// Counters reported when the session ends.
@@ -127,7 +157,11 @@ fn attrs_of(e: &Entry) -> Attrs {
     Attrs {
         size: Some(e.size),
         uid_gid: Some((0, 0)),
-        permissions: Some(if e.kind == EntryKind::Dir { DIR_MODE } else { FILE_MODE }),
+        permissions: Some(if e.kind == EntryKind::Dir {
+            DIR_MODE
+        } else {
+            FILE_MODE
+        }),
         atime_mtime: Some((mtime, mtime)),
         extended: Vec::new(),
     }
@@ -142,7 +176,9 @@ fn handle_id(h: &[u8]) -> Option<u32> {
 }
 
 /// Runs the blocking closure on the blocking pool; a panic there becomes an internal error reply.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, VaultError> + Send + 'static) -> Result<T, VaultError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, VaultError> + Send + 'static,
+) -> Result<T, VaultError> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r,
         Err(e) => Err(VaultError::Config(format!("worker failed: {e}"))),
@@ -213,9 +249,13 @@ where
             let mut map = state.handles.lock().unwrap_or_else(|p| p.into_inner());
             map.drain().map(|(_, h)| h).collect()
         };
-        let interrupted = leftovers.iter().filter(|h| matches!(h, Handle::Write(_))).count();
+        let interrupted = leftovers
+            .iter()
+            .filter(|h| matches!(h, Handle::Write(_)))
+            .count();
         drop(leftovers);
-        let workers: Vec<_> = std::mem::take(&mut *state.workers.lock().unwrap_or_else(|p| p.into_inner()));
+        let workers: Vec<_> =
+            std::mem::take(&mut *state.workers.lock().unwrap_or_else(|p| p.into_inner()));
         for w in workers {
             let _ = w.await;
         }
@@ -230,7 +270,10 @@ where
         drop(state);
         // Queued replies get a bounded chance to go out; a peer that stopped reading cannot hold the
         // session open.
-        if tokio::time::timeout(REPLY_DRAIN, &mut writer).await.is_err() {
+        if tokio::time::timeout(REPLY_DRAIN, &mut writer)
+            .await
+            .is_err()
+        {
             writer.abort();
         }
     };
@@ -247,7 +290,11 @@ where
 }
 
 /// Reads and dispatches packets; returns why the session ended.
-async fn read_loop<R: AsyncRead + Unpin>(state: &Arc<State>, input: &mut R, permits: &Arc<Semaphore>) -> &'static str {
+async fn read_loop<R: AsyncRead + Unpin>(
+    state: &Arc<State>,
+    input: &mut R,
+    permits: &Arc<Semaphore>,
+) -> &'static str {
     let mut initialized = false;
     loop {
         let mut header = [0u8; 4];
@@ -311,7 +358,10 @@ async fn read_loop<R: AsyncRead + Unpin>(state: &Arc<State>, input: &mut R, perm
                 if state.unpermitted.fetch_add(1, Ordering::Relaxed) >= MAX_UNPERMITTED_REPLIES {
                     return "request flood";
                 }
-                state.send(status(id, StatusCode::Failure, "too many requests in flight"), None);
+                state.send(
+                    status(id, StatusCode::Failure, "too many requests in flight"),
+                    None,
+                );
                 continue;
             }
         };
@@ -322,7 +372,9 @@ async fn read_loop<R: AsyncRead + Unpin>(state: &Arc<State>, input: &mut R, perm
 /// Routes one request: upload-handle operations to their ordered worker, the rest to a task.
 fn dispatch(state: &Arc<State>, req: Request, permit: OwnedSemaphorePermit) {
     let handle_job = |handle: &[u8], job: Job| -> Result<(), Job> {
-        let Some(h) = handle_id(handle) else { return Err(job) };
+        let Some(h) = handle_id(handle) else {
+            return Err(job);
+        };
         let map = state.handles.lock().unwrap_or_else(|p| p.into_inner());
         match (map.get(&h), &job) {
             (Some(Handle::Write(tx)), _) => tx.send(job).map_err(|e| e.0),
@@ -331,21 +383,53 @@ fn dispatch(state: &Arc<State>, req: Request, permit: OwnedSemaphorePermit) {
         }
     };
     let req = match req {
-        Request::Read { id, handle, offset, len } => {
-            match handle_job(&handle, Job::Read { id, offset, len, permit }) {
+        Request::Read {
+            id,
+            handle,
+            offset,
+            len,
+        } => {
+            match handle_job(
+                &handle,
+                Job::Read {
+                    id,
+                    offset,
+                    len,
+                    permit,
+                },
+            ) {
                 Ok(()) => return,
                 Err(Job::Read { permit, .. }) => {
-                    state.send(status(id, StatusCode::Failure, "not a handle open for reading"), Some(permit));
+                    state.send(
+                        status(id, StatusCode::Failure, "not a handle open for reading"),
+                        Some(permit),
+                    );
                     return;
                 }
                 Err(_) => return,
             }
         }
-        Request::Write { id, handle, offset, data } => {
-            match handle_job(&handle, Job::Write { id, offset, data, permit }) {
+        Request::Write {
+            id,
+            handle,
+            offset,
+            data,
+        } => {
+            match handle_job(
+                &handle,
+                Job::Write {
+                    id,
+                    offset,
+                    data,
+                    permit,
+                },
+            ) {
                 Ok(()) => return,
                 Err(Job::Write { permit, .. }) => {
-                    state.send(status(id, StatusCode::Failure, "not a handle open for writing"), Some(permit));
+                    state.send(
+                        status(id, StatusCode::Failure, "not a handle open for writing"),
+                        Some(permit),
+                    );
                     return;
                 }
                 Err(_) => return,
@@ -358,14 +442,19 @@ fn dispatch(state: &Arc<State>, req: Request, permit: OwnedSemaphorePermit) {
             }
             Err(_) => return,
         },
-        Request::Fsetstat { id, handle, attrs } => match handle_job(&handle, Job::Setstat { id, attrs, permit }) {
-            Ok(()) => return,
-            Err(Job::Setstat { permit, attrs, .. }) => {
-                return spawn_request(state, Request::Fsetstat { id, handle, attrs }, permit);
+        Request::Fsetstat { id, handle, attrs } => {
+            match handle_job(&handle, Job::Setstat { id, attrs, permit }) {
+                Ok(()) => return,
+                Err(Job::Setstat { permit, attrs, .. }) => {
+                    return spawn_request(state, Request::Fsetstat { id, handle, attrs }, permit);
+                }
+                Err(_) => return,
             }
-            Err(_) => return,
-        },
-        Request::Extended { id, request: ExtendedRequest::Fsync { handle } } => {
+        }
+        Request::Extended {
+            id,
+            request: ExtendedRequest::Fsync { handle },
+        } => {
             match handle_job(&handle, Job::Fsync { id, permit }) {
                 Ok(()) => return,
                 Err(Job::Fsync { permit, .. }) => {
@@ -378,17 +467,27 @@ fn dispatch(state: &Arc<State>, req: Request, permit: OwnedSemaphorePermit) {
         }
         Request::Close { id, handle } => {
             let Some(h) = handle_id(&handle) else {
-                state.send(status(id, StatusCode::Failure, "invalid handle"), Some(permit));
+                state.send(
+                    status(id, StatusCode::Failure, "invalid handle"),
+                    Some(permit),
+                );
                 return;
             };
-            let removed = state.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&h);
+            let removed = state
+                .handles
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&h);
             match removed {
                 // Close goes through the worker so it runs after every queued operation.
                 Some(Handle::Write(tx)) | Some(Handle::Read { jobs: tx, .. }) => {
                     let _ = tx.send(Job::Close { id, permit });
                 }
                 Some(Handle::Dir { .. }) => state.send(ok(id), Some(permit)),
-                None => state.send(status(id, StatusCode::Failure, "invalid handle"), Some(permit)),
+                None => state.send(
+                    status(id, StatusCode::Failure, "invalid handle"),
+                    Some(permit),
+                ),
             }
             return;
         }
@@ -413,13 +512,22 @@ fn spawn_request(state: &Arc<State>, req: Request, permit: OwnedSemaphorePermit)
 }
 
 fn unsupported(id: u32, what: &str) -> Bytes {
-    status(id, StatusCode::OpUnsupported, format!("{what} is not supported by Lockbox"))
+    status(
+        id,
+        StatusCode::OpUnsupported,
+        format!("{what} is not supported by Lockbox"),
+    )
 }
 
 async fn handle_request(state: &Arc<State>, req: Request) -> Result<Bytes, VaultError> {
     let session = state.session.clone();
     match req {
-        Request::Open { id, path, pflags, attrs } => open(state, id, &path, pflags, attrs).await,
+        Request::Open {
+            id,
+            path,
+            pflags,
+            attrs,
+        } => open(state, id, &path, pflags, attrs).await,
         Request::Fstat { id, handle } => {
             let entry = {
                 let map = state.handles.lock().unwrap_or_else(|p| p.into_inner());
@@ -439,16 +547,26 @@ async fn handle_request(state: &Arc<State>, req: Request) -> Result<Bytes, Vault
                     _ => return Ok(status(id, StatusCode::Failure, "invalid handle")),
                 }
             };
-            Ok(encode(&Response::Attrs { id, attrs: attrs_of(&entry) }))
+            Ok(encode(&Response::Attrs {
+                id,
+                attrs: attrs_of(&entry),
+            }))
         }
         // Attribute changes on a download handle: nothing to change.
         Request::Fsetstat { id, .. } => Ok(ok(id)),
         Request::Lstat { id, path } | Request::Stat { id, path } => {
             let p = state.path(&path)?;
             let e = blocking(move || session.stat(&p)).await?;
-            Ok(encode(&Response::Attrs { id, attrs: attrs_of(&e) }))
+            Ok(encode(&Response::Attrs {
+                id,
+                attrs: attrs_of(&e),
+            }))
         }
-        Request::Setstat { id, path, attrs } | Request::Extended { id, request: ExtendedRequest::Lsetstat { path, attrs } } => {
+        Request::Setstat { id, path, attrs }
+        | Request::Extended {
+            id,
+            request: ExtendedRequest::Lsetstat { path, attrs },
+        } => {
             let p = state.path(&path)?;
             if attrs.size.is_some() {
                 return Ok(status(
@@ -458,7 +576,9 @@ async fn handle_request(state: &Arc<State>, req: Request) -> Result<Bytes, Vault
                 ));
             }
             match attrs.atime_mtime {
-                Some((_, mtime)) => blocking(move || session.set_mtime(&p, i64::from(mtime))).await?,
+                Some((_, mtime)) => {
+                    blocking(move || session.set_mtime(&p, i64::from(mtime))).await?
+                }
                 // Owners and modes are not modeled; check the path exists and accept.
                 None => {
                     blocking(move || session.stat(&p)).await?;
@@ -470,13 +590,18 @@ async fn handle_request(state: &Arc<State>, req: Request) -> Result<Bytes, Vault
             let p = state.path(&path)?;
             let entries = blocking(move || session.list_dir(&p)).await?;
             match state.insert_handle(Handle::Dir { entries, pos: 0 }) {
-                Some(h) => Ok(encode(&Response::Handle { id, handle: handle_bytes(h) })),
+                Some(h) => Ok(encode(&Response::Handle {
+                    id,
+                    handle: handle_bytes(h),
+                })),
                 None => Ok(status(id, StatusCode::Failure, "too many open handles")),
             }
         }
         Request::Readdir { id, handle } => {
             let mut map = state.handles.lock().unwrap_or_else(|p| p.into_inner());
-            let Some(Handle::Dir { entries, pos }) = handle_id(&handle).and_then(|h| map.get_mut(&h)) else {
+            let Some(Handle::Dir { entries, pos }) =
+                handle_id(&handle).and_then(|h| map.get_mut(&h))
+            else {
                 return Ok(status(id, StatusCode::Failure, "invalid handle"));
             };
             let batch: Vec<NameEntry> = entries
@@ -486,7 +611,12 @@ async fn handle_request(state: &Arc<State>, req: Request) -> Result<Bytes, Vault
                 .map(|e| {
                     let attrs = attrs_of(e);
                     NameEntry {
-                        longname: longname(&e.name, &attrs, state.session.user_name(), state.session.org_name()),
+                        longname: longname(
+                            &e.name,
+                            &attrs,
+                            state.session.user_name(),
+                            state.session.org_name(),
+                        ),
                         filename: e.name.clone(),
                         attrs,
                     }
@@ -535,11 +665,18 @@ async fn handle_request(state: &Arc<State>, req: Request) -> Result<Bytes, Vault
         Request::Extended { id, request } => extended(state, id, request).await,
         Request::Readlink { id, .. } => Ok(unsupported(id, "reading links")),
         Request::Symlink { id, .. } => Ok(unsupported(id, "creating symbolic links")),
-        Request::Init { .. } | Request::Read { .. } | Request::Write { .. } | Request::Close { .. } => Ok(Bytes::new()),
+        Request::Init { .. }
+        | Request::Read { .. }
+        | Request::Write { .. }
+        | Request::Close { .. } => Ok(Bytes::new()),
     }
 }
 
-async fn extended(state: &Arc<State>, id: u32, request: ExtendedRequest) -> Result<Bytes, VaultError> {
+async fn extended(
+    state: &Arc<State>,
+    id: u32,
+    request: ExtendedRequest,
+) -> Result<Bytes, VaultError> {
     let session = state.session.clone();
     match request {
         ExtendedRequest::PosixRename { old, new } => {
@@ -563,7 +700,10 @@ async fn extended(state: &Arc<State>, id: u32, request: ExtendedRequest) -> Resu
                 flag: protocol::SSH_FXE_STATVFS_ST_NOSUID,
                 namemax: lockbox_types::MAX_NAME_LEN as u64,
             };
-            Ok(encode(&Response::ExtendedReply { id, payload: v.encode_payload() }))
+            Ok(encode(&Response::ExtendedReply {
+                id,
+                payload: v.encode_payload(),
+            }))
         }
         ExtendedRequest::Limits => Ok(encode(&Response::ExtendedReply {
             id,
@@ -587,21 +727,42 @@ async fn extended(state: &Arc<State>, id: u32, request: ExtendedRequest) -> Resu
     }
 }
 
-async fn open(state: &Arc<State>, id: u32, path: &str, pflags: u32, attrs: Attrs) -> Result<Bytes, VaultError> {
+async fn open(
+    state: &Arc<State>,
+    id: u32,
+    path: &str,
+    pflags: u32,
+    attrs: Attrs,
+) -> Result<Bytes, VaultError> {
     let p = state.path(path)?;
     let session = state.session.clone();
     if pflags & SSH_FXF_WRITE == 0 {
         if pflags & SSH_FXF_READ == 0 {
-            return Ok(status(id, StatusCode::Failure, "open needs read or write access"));
+            return Ok(status(
+                id,
+                StatusCode::Failure,
+                "open needs read or write access",
+            ));
         }
         let r = blocking(move || session.open_read(&p)).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let (size, mtime) = (r.size(), r.mtime());
-        return match state.insert_handle(Handle::Read { jobs: tx, size, mtime }) {
+        return match state.insert_handle(Handle::Read {
+            jobs: tx,
+            size,
+            mtime,
+        }) {
             Some(h) => {
                 let worker = tokio::spawn(download_worker(state.clone(), Arc::new(r), rx));
-                state.workers.lock().unwrap_or_else(|p| p.into_inner()).push(worker);
-                Ok(encode(&Response::Handle { id, handle: handle_bytes(h) }))
+                state
+                    .workers
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(worker);
+                Ok(encode(&Response::Handle {
+                    id,
+                    handle: handle_bytes(h),
+                }))
             }
             None => {
                 let _ = blocking(move || r.close()).await;
@@ -629,8 +790,15 @@ async fn open(state: &Arc<State>, id: u32, path: &str, pflags: u32, attrs: Attrs
     match state.insert_handle(Handle::Write(tx)) {
         Some(h) => {
             let worker = tokio::spawn(upload_worker(state.clone(), w, rx, append));
-            state.workers.lock().unwrap_or_else(|p| p.into_inner()).push(worker);
-            Ok(encode(&Response::Handle { id, handle: handle_bytes(h) }))
+            state
+                .workers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(worker);
+            Ok(encode(&Response::Handle {
+                id,
+                handle: handle_bytes(h),
+            }))
         }
         None => {
             let _ = blocking(move || w.interrupt()).await;
@@ -641,7 +809,11 @@ async fn open(state: &Arc<State>, id: u32, path: &str, pflags: u32, attrs: Attrs
 
 /// Commands from an upload's async worker to the blocking thread that owns the `WriteHandle`.
 enum UploadCmd {
-    Write { offset: u64, data: Bytes, _slot: OwnedSemaphorePermit },
+    Write {
+        offset: u64,
+        data: Bytes,
+        _slot: OwnedSemaphorePermit,
+    },
     Len(oneshot::Sender<u64>),
     SetMtime(i64),
     Truncate(u64, oneshot::Sender<Result<(), VaultError>>),
@@ -655,11 +827,21 @@ type UploadFailure = Arc<Mutex<Option<String>>>;
 /// Runs on a blocking thread and applies an upload's commands in order. Returns when committed, or
 /// when the command channel closes without a commit (connection lost): then the upload is kept as
 /// interrupted and resumable.
-fn upload_thread(mut w: WriteHandle, cmds: std::sync::mpsc::Receiver<UploadCmd>, append: bool, failure: UploadFailure) {
-    let failed = |failure: &UploadFailure| failure.lock().unwrap_or_else(|p| p.into_inner()).clone();
+fn upload_thread(
+    mut w: WriteHandle,
+    cmds: std::sync::mpsc::Receiver<UploadCmd>,
+    append: bool,
+    failure: UploadFailure,
+) {
+    let failed =
+        |failure: &UploadFailure| failure.lock().unwrap_or_else(|p| p.into_inner()).clone();
     for cmd in cmds.iter() {
         match cmd {
-            UploadCmd::Write { offset, data, _slot } => {
+            UploadCmd::Write {
+                offset,
+                data,
+                _slot,
+            } => {
                 if failed(&failure).is_some() {
                     continue;
                 }
@@ -687,7 +869,9 @@ fn upload_thread(mut w: WriteHandle, cmds: std::sync::mpsc::Receiver<UploadCmd>,
                     // A write failed: the content is incomplete, so it must not become visible.
                     Some(msg) => {
                         let _ = w.interrupt();
-                        Err(VaultError::InvalidInput(format!("upload not completed: an earlier write failed: {msg}")))
+                        Err(VaultError::InvalidInput(format!(
+                            "upload not completed: an earlier write failed: {msg}"
+                        )))
                     }
                 };
                 let _ = tx.send(res);
@@ -704,24 +888,44 @@ fn upload_thread(mut w: WriteHandle, cmds: std::sync::mpsc::Receiver<UploadCmd>,
 /// upload thread, up to `WRITE_BEHIND` unapplied writes (then acknowledgements wait): the client's
 /// pipeline never stalls on encryption and disk latency, and memory stays bounded. Nothing becomes
 /// visible before CLOSE, which waits for every queued write and reports any failure.
-async fn upload_worker(state: Arc<State>, handle: WriteHandle, mut jobs: mpsc::UnboundedReceiver<Job>, append: bool) {
+async fn upload_worker(
+    state: Arc<State>,
+    handle: WriteHandle,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    append: bool,
+) {
     let (cmd_tx, cmd_rx) = std::sync::mpsc::channel::<UploadCmd>();
     let failure: UploadFailure = Arc::new(Mutex::new(None));
     let thread_failure = failure.clone();
-    let thread = tokio::task::spawn_blocking(move || upload_thread(handle, cmd_rx, append, thread_failure));
+    let thread =
+        tokio::task::spawn_blocking(move || upload_thread(handle, cmd_rx, append, thread_failure));
     let slots = Arc::new(Semaphore::new(WRITE_BEHIND));
     let failed = || failure.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let thread_gone = |id: u32| status(id, StatusCode::Failure, "upload ended unexpectedly");
 
     while let Some(job) = jobs.recv().await {
         match job {
-            Job::Write { id, offset, data, permit } => {
+            Job::Write {
+                id,
+                offset,
+                data,
+                permit,
+            } => {
                 if let Some(msg) = failed() {
                     state.send(status(id, StatusCode::Failure, msg), Some(permit));
                     continue;
                 }
-                let Ok(slot) = slots.clone().acquire_owned().await else { break };
-                let reply = if cmd_tx.send(UploadCmd::Write { offset, data, _slot: slot }).is_ok() {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    break;
+                };
+                let reply = if cmd_tx
+                    .send(UploadCmd::Write {
+                        offset,
+                        data,
+                        _slot: slot,
+                    })
+                    .is_ok()
+                {
                     ok(id)
                 } else {
                     thread_gone(id)
@@ -732,8 +936,16 @@ async fn upload_worker(state: Arc<State>, handle: WriteHandle, mut jobs: mpsc::U
                 let (tx, rx) = oneshot::channel();
                 let reply = match (cmd_tx.send(UploadCmd::Len(tx)).is_ok(), rx.await) {
                     (true, Ok(size)) => {
-                        let e = Entry { name: String::new(), kind: EntryKind::File, size, mtime: 0 };
-                        encode(&Response::Attrs { id, attrs: attrs_of(&e) })
+                        let e = Entry {
+                            name: String::new(),
+                            kind: EntryKind::File,
+                            size,
+                            mtime: 0,
+                        };
+                        encode(&Response::Attrs {
+                            id,
+                            attrs: attrs_of(&e),
+                        })
                     }
                     _ => thread_gone(id),
                 };
@@ -766,7 +978,10 @@ async fn upload_worker(state: Arc<State>, handle: WriteHandle, mut jobs: mpsc::U
                 state.send(reply, Some(permit));
             }
             Job::Read { id, permit, .. } => {
-                state.send(status(id, StatusCode::Failure, "handle is open for writing only"), Some(permit));
+                state.send(
+                    status(id, StatusCode::Failure, "handle is open for writing only"),
+                    Some(permit),
+                );
             }
             Job::Close { id, permit } => {
                 let (tx, rx) = oneshot::channel();
@@ -794,7 +1009,8 @@ fn read_reply(r: &ReadHandle, id: u32, offset: u64, len: u32) -> Result<Bytes, V
         return Ok(status(id, StatusCode::Eof, "End of file"));
     }
     let mut header = Vec::with_capacity(DATA_HEADER_LEN);
-    encode_data_header(&mut header, id, n as u32).map_err(|e| VaultError::InvalidInput(e.to_string()))?;
+    encode_data_header(&mut header, id, n as u32)
+        .map_err(|e| VaultError::InvalidInput(e.to_string()))?;
     if let Some(dst) = buf.get_mut(..DATA_HEADER_LEN) {
         dst.copy_from_slice(&header);
     }
@@ -806,9 +1022,16 @@ type PendingRead = tokio::task::JoinHandle<(u32, Result<Bytes, VaultError>, Owne
 
 /// Owns one download: decrypts up to `READ_AHEAD` reads at once and replies strictly in request
 /// order. When its queue closes (CLOSE or connection lost) it records the download in the audit log.
-async fn download_worker(state: Arc<State>, handle: Arc<ReadHandle>, mut jobs: mpsc::UnboundedReceiver<Job>) {
+async fn download_worker(
+    state: Arc<State>,
+    handle: Arc<ReadHandle>,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+) {
     let mut pending: std::collections::VecDeque<PendingRead> = std::collections::VecDeque::new();
-    let finish = |done: Result<(u32, Result<Bytes, VaultError>, OwnedSemaphorePermit), tokio::task::JoinError>| {
+    let finish = |done: Result<
+        (u32, Result<Bytes, VaultError>, OwnedSemaphorePermit),
+        tokio::task::JoinError,
+    >| {
         if let Ok((id, res, permit)) = done {
             let reply = match res {
                 Ok(b) => b,

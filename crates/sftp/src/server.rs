@@ -12,7 +12,9 @@ use lockbox_audit::{Action, Event, Outcome};
 use lockbox_types::Door;
 use lockbox_vault::{Credential, LoginAttempt, Principal, Vault, Verdict};
 use russh::keys::ssh_key::{Algorithm, EcdsaCurve, HashAlg, PrivateKey};
-use russh::server::{Auth, ChannelOpenHandle, Handler, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
+use russh::server::{
+    Auth, ChannelOpenHandle, Handler, Msg, PublicKeyOffer, Session, VerifiedPublicKey,
+};
 use russh::{Channel, ChannelId, MethodKind, MethodSet, Preferred};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -75,11 +77,21 @@ pub fn russh_config(host_key: PrivateKey, cfg: &SftpConfig) -> russh::server::Co
         ]),
         key: std::borrow::Cow::Borrowed(&[
             Algorithm::Ed25519,
-            Algorithm::Ecdsa { curve: EcdsaCurve::NistP256 },
-            Algorithm::Ecdsa { curve: EcdsaCurve::NistP384 },
-            Algorithm::Ecdsa { curve: EcdsaCurve::NistP521 },
-            Algorithm::Rsa { hash: Some(HashAlg::Sha512) },
-            Algorithm::Rsa { hash: Some(HashAlg::Sha256) },
+            Algorithm::Ecdsa {
+                curve: EcdsaCurve::NistP256,
+            },
+            Algorithm::Ecdsa {
+                curve: EcdsaCurve::NistP384,
+            },
+            Algorithm::Ecdsa {
+                curve: EcdsaCurve::NistP521,
+            },
+            Algorithm::Rsa {
+                hash: Some(HashAlg::Sha512),
+            },
+            Algorithm::Rsa {
+                hash: Some(HashAlg::Sha256),
+            },
         ]),
         compression: std::borrow::Cow::Borrowed(&[russh::compression::NONE]),
         ..Preferred::default()
@@ -139,7 +151,12 @@ struct Shared {
 }
 
 /// Runs the SFTP listener until the future is dropped.
-pub async fn serve(vault: Vault, listener: TcpListener, host_key: PrivateKey, cfg: SftpConfig) -> Result<(), SftpError> {
+pub async fn serve(
+    vault: Vault,
+    listener: TcpListener,
+    host_key: PrivateKey,
+    cfg: SftpConfig,
+) -> Result<(), SftpError> {
     let config = Arc::new(russh_config(host_key, &cfg));
     let slots = Arc::new(Semaphore::new(cfg.max_connections));
     let shared = Arc::new(Shared {
@@ -175,11 +192,18 @@ pub async fn serve(vault: Vault, listener: TcpListener, host_key: PrivateKey, cf
     }
 }
 
-async fn connection(shared: Arc<Shared>, config: Arc<russh::server::Config>, socket: tokio::net::TcpStream, peer: SocketAddr) {
+async fn connection(
+    shared: Arc<Shared>,
+    config: Arc<russh::server::Config>,
+    socket: tokio::net::TcpStream,
+    peer: SocketAddr,
+) {
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let evict = Arc::new(Notify::new());
     let authed = Arc::new(AtomicBool::new(false));
-    shared.preauth.admit(id, peer.ip(), evict.clone(), &shared.cfg);
+    shared
+        .preauth
+        .admit(id, peer.ip(), evict.clone(), &shared.cfg);
     let handler = SshHandler {
         shared: shared.clone(),
         conn_id: id,
@@ -279,16 +303,24 @@ impl Handler for SshHandler {
 
     async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
         Ok(Auth::Reject {
-            proceed_with_methods: Some(MethodSet::from(&[MethodKind::PublicKey, MethodKind::Password][..])),
+            proceed_with_methods: Some(MethodSet::from(
+                &[MethodKind::PublicKey, MethodKind::Password][..],
+            )),
             partial_success: false,
         })
     }
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
-        Ok(self.verdict(user, OwnedCredential::Password(password.to_owned())).await)
+        Ok(self
+            .verdict(user, OwnedCredential::Password(password.to_owned()))
+            .await)
     }
 
-    async fn auth_publickey_offered(&mut self, user: &str, offer: PublicKeyOffer<'_>) -> Result<Auth, Self::Error> {
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
         if !acceptable_algorithm(offer.algorithm) {
             return Ok(Auth::reject());
         }
@@ -301,11 +333,17 @@ impl Handler for SshHandler {
         Ok(if known { Auth::Accept } else { Auth::reject() })
     }
 
-    async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
         if !acceptable_algorithm(key.algorithm) {
             return Ok(Auth::reject());
         }
-        Ok(self.verdict(user, OwnedCredential::Key(key.public_key.clone())).await)
+        Ok(self
+            .verdict(user, OwnedCredential::Key(key.public_key.clone()))
+            .await)
     }
 
     async fn auth_keyboard_interactive<'a>(
@@ -332,7 +370,9 @@ impl Handler for SshHandler {
         // One SFTP channel per connection is all any client needs; more would multiply the
         // per-session memory bound.
         if self.principal.is_none() || !self.channels.is_empty() {
-            reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
             return Ok(());
         }
         self.channels.insert(channel.id(), channel);
@@ -340,8 +380,15 @@ impl Handler for SshHandler {
         Ok(())
     }
 
-    async fn subsystem_request(&mut self, channel: ChannelId, name: &str, session: &mut Session) -> Result<(), Self::Error> {
-        let (Some(ch), Some(principal), "sftp") = (self.channels.remove(&channel), self.principal.clone(), name) else {
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let (Some(ch), Some(principal), "sftp") =
+            (self.channels.remove(&channel), self.principal.clone(), name)
+        else {
             session.channel_failure(channel)?;
             return Ok(());
         };
@@ -373,25 +420,39 @@ impl Handler for SshHandler {
         Ok(())
     }
 
-    async fn exec_request(&mut self, channel: ChannelId, _data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        _data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         // Legacy scp (`scp -O`) asks to run a command; Lockbox never runs commands.
         self.refuse_channel_request(channel, "exec", session)
     }
 
-    async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         self.refuse_channel_request(channel, "shell", session)
     }
 }
 
 impl SshHandler {
-    fn refuse_channel_request(&mut self, channel: ChannelId, what: &str, session: &mut Session) -> Result<(), SftpError> {
+    fn refuse_channel_request(
+        &mut self,
+        channel: ChannelId,
+        what: &str,
+        session: &mut Session,
+    ) -> Result<(), SftpError> {
         if let Some(p) = &self.principal {
             let vault = self.shared.vault.clone();
             let ev = Event::new(Door::Sftp, Action::AccessDenied, Outcome::Denied)
-                    .actor(p.user_name(), p.org_name())
-                    .source(self.peer.ip().to_string())
-                    .target(what.to_owned())
-                    .detail(json!({"reason": "only the sftp subsystem is offered"}));
+                .actor(p.user_name(), p.org_name())
+                .source(self.peer.ip().to_string())
+                .target(what.to_owned())
+                .detail(json!({"reason": "only the sftp subsystem is offered"}));
             tokio::task::spawn_blocking(move || vault.record_quietly(ev));
         }
         session.channel_failure(channel)?;

@@ -28,7 +28,11 @@ pub enum StoreError {
     #[error("{what} not found")]
     NotFound { what: String },
     #[error("metadata database {path} was written by a newer Lockbox (schema {found}, this build knows {known})")]
-    SchemaTooNew { path: String, found: i64, known: i64 },
+    SchemaTooNew {
+        path: String,
+        found: i64,
+        known: i64,
+    },
     #[error("corrupt metadata: {0}")]
     Corrupt(String),
 }

@@ -44,7 +44,11 @@ fn user_from(r: &Row<'_>) -> rusqlite::Result<UserRow> {
         org_id: OrgId(r.get(1)?),
         org_name: r.get(2)?,
         name: r.get(3)?,
-        role: if role == "admin" { Role::Admin } else { Role::Transfer },
+        role: if role == "admin" {
+            Role::Admin
+        } else {
+            Role::Transfer
+        },
         password_hash: r.get(5)?,
         disabled: r.get::<_, i64>(6)? != 0,
         failed_logins: r.get(7)?,
@@ -163,7 +167,10 @@ impl SqliteStore {
         let c = self.conn();
         let now = now_unix();
         conflict_or(
-            c.execute("INSERT INTO orgs (name, created_at) VALUES (?1, ?2)", params![name, now]),
+            c.execute(
+                "INSERT INTO orgs (name, created_at) VALUES (?1, ?2)",
+                params![name, now],
+            ),
             || format!("organization {name:?}"),
         )?;
         Ok(OrgRow {
@@ -244,20 +251,38 @@ impl SqliteStore {
     }
 
     pub fn user_by_name(&self, name: &str) -> Result<Option<UserRow>> {
-        let sql = concat!("SELECT ", user_cols!(), " FROM users u JOIN orgs o ON o.id = u.org_id WHERE u.name = ?1");
-        Ok(self.conn().query_row(&sql, params![name], user_from).optional()?)
+        let sql = concat!(
+            "SELECT ",
+            user_cols!(),
+            " FROM users u JOIN orgs o ON o.id = u.org_id WHERE u.name = ?1"
+        );
+        Ok(self
+            .conn()
+            .query_row(sql, params![name], user_from)
+            .optional()?)
     }
 
     pub fn user_by_id(&self, id: UserId) -> Result<Option<UserRow>> {
-        let sql = concat!("SELECT ", user_cols!(), " FROM users u JOIN orgs o ON o.id = u.org_id WHERE u.id = ?1");
-        Ok(self.conn().query_row(&sql, params![id.0], user_from).optional()?)
+        let sql = concat!(
+            "SELECT ",
+            user_cols!(),
+            " FROM users u JOIN orgs o ON o.id = u.org_id WHERE u.id = ?1"
+        );
+        Ok(self
+            .conn()
+            .query_row(sql, params![id.0], user_from)
+            .optional()?)
     }
 
     pub fn list_users(&self, org: Option<OrgId>) -> Result<Vec<UserRow>> {
-        let sql = concat!("SELECT ", user_cols!(), " FROM users u JOIN orgs o ON o.id = u.org_id \
-             WHERE ?1 IS NULL OR u.org_id = ?1 ORDER BY o.name, u.name");
+        let sql = concat!(
+            "SELECT ",
+            user_cols!(),
+            " FROM users u JOIN orgs o ON o.id = u.org_id \
+             WHERE ?1 IS NULL OR u.org_id = ?1 ORDER BY o.name, u.name"
+        );
         let c = self.conn();
-        let mut st = c.prepare_cached(&sql)?;
+        let mut st = c.prepare_cached(sql)?;
         let rows = st.query_map(params![org.map(|o| o.0)], user_from)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -377,7 +402,10 @@ impl SqliteStore {
     pub fn create_group(&self, org: OrgId, name: &str) -> Result<GroupRow> {
         let c = self.conn();
         conflict_or(
-            c.execute("INSERT INTO groups (org_id, name) VALUES (?1, ?2)", params![org.0, name]),
+            c.execute(
+                "INSERT INTO groups (org_id, name) VALUES (?1, ?2)",
+                params![org.0, name],
+            ),
             || format!("group {name:?}"),
         )?;
         Ok(GroupRow {
@@ -406,7 +434,9 @@ impl SqliteStore {
 
     pub fn list_groups(&self, org: OrgId) -> Result<Vec<(GroupRow, Vec<String>)>> {
         let c = self.conn();
-        let mut st = c.prepare_cached("SELECT id, org_id, name FROM groups WHERE org_id = ?1 ORDER BY name")?;
+        let mut st = c.prepare_cached(
+            "SELECT id, org_id, name FROM groups WHERE org_id = ?1 ORDER BY name",
+        )?;
         let groups: Vec<GroupRow> = st
             .query_map(params![org.0], |r| {
                 Ok(GroupRow {
@@ -494,7 +524,12 @@ impl SqliteStore {
     }
 
     /// Creates or replaces the grant of `subject` on `folder`.
-    pub fn set_grant(&self, folder: FolderId, subject: Subject, perms: PermissionSet) -> Result<()> {
+    pub fn set_grant(
+        &self,
+        folder: FolderId,
+        subject: Subject,
+        perms: PermissionSet,
+    ) -> Result<()> {
         let (kind, id) = subject_key(subject);
         self.conn().execute(
             "INSERT INTO grants (folder_id, subject_kind, subject_id, perms) VALUES (?1, ?2, ?3, ?4) \
@@ -588,7 +623,12 @@ impl SqliteStore {
             .is_some())
     }
 
-    pub fn dir_created_at(&self, folder: FolderId, parent: &str, name: &str) -> Result<Option<i64>> {
+    pub fn dir_created_at(
+        &self,
+        folder: FolderId,
+        parent: &str,
+        name: &str,
+    ) -> Result<Option<i64>> {
         Ok(self
             .conn()
             .query_row(
@@ -639,7 +679,9 @@ impl SqliteStore {
                 |r| r.get::<_, i64>(0),
             )?;
         if busy > 0 {
-            return Err(StoreError::conflict(format!("contents of directory {name:?}")));
+            return Err(StoreError::conflict(format!(
+                "contents of directory {name:?}"
+            )));
         }
         let n = tx.execute(
             "DELETE FROM dirs WHERE folder_id = ?1 AND parent = ?2 AND name = ?3",
@@ -671,22 +713,33 @@ impl SqliteStore {
     // ---- files ----
 
     pub fn live_file(&self, folder: FolderId, parent: &str, name: &str) -> Result<Option<FileRow>> {
-        let sql = concat!("SELECT ", file_cols!(), " FROM files WHERE folder_id = ?1 AND parent = ?2 AND name = ?3 AND deleted_at IS NULL");
+        let sql = concat!(
+            "SELECT ",
+            file_cols!(),
+            " FROM files WHERE folder_id = ?1 AND parent = ?2 AND name = ?3 AND deleted_at IS NULL"
+        );
         Ok(self
             .conn()
-            .query_row(&sql, params![folder.0, parent, name], file_from)
+            .query_row(sql, params![folder.0, parent, name], file_from)
             .optional()?)
     }
 
     pub fn file_by_id(&self, id: FileId) -> Result<Option<FileRow>> {
         let sql = concat!("SELECT ", file_cols!(), " FROM files WHERE id = ?1");
-        Ok(self.conn().query_row(&sql, params![id.0], file_from).optional()?)
+        Ok(self
+            .conn()
+            .query_row(sql, params![id.0], file_from)
+            .optional()?)
     }
 
     pub fn list_files(&self, folder: FolderId, parent: &str) -> Result<Vec<FileRow>> {
-        let sql = concat!("SELECT ", file_cols!(), " FROM files WHERE folder_id = ?1 AND parent = ?2 AND deleted_at IS NULL ORDER BY name");
+        let sql = concat!(
+            "SELECT ",
+            file_cols!(),
+            " FROM files WHERE folder_id = ?1 AND parent = ?2 AND deleted_at IS NULL ORDER BY name"
+        );
         let c = self.conn();
-        let mut st = c.prepare_cached(&sql)?;
+        let mut st = c.prepare_cached(sql)?;
         let rows = st.query_map(params![folder.0, parent], file_from)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -705,7 +758,7 @@ impl SqliteStore {
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let up = tx
             .query_row(
-                &concat!("SELECT ", upload_cols!(), " FROM uploads WHERE id = ?1"),
+                concat!("SELECT ", upload_cols!(), " FROM uploads WHERE id = ?1"),
                 params![upload.0],
                 upload_from,
             )
@@ -755,7 +808,7 @@ impl SqliteStore {
         let id = FileId(tx.last_insert_rowid());
         tx.execute("DELETE FROM uploads WHERE id = ?1", params![upload.0])?;
         let row = tx.query_row(
-            &concat!("SELECT ", file_cols!(), " FROM files WHERE id = ?1"),
+            concat!("SELECT ", file_cols!(), " FROM files WHERE id = ?1"),
             params![id.0],
             file_from,
         )?;
@@ -921,11 +974,21 @@ impl SqliteStore {
         })
     }
 
-    pub fn upload_for(&self, folder: FolderId, parent: &str, name: &str, user: UserId) -> Result<Option<UploadRow>> {
-        let sql = concat!("SELECT ", upload_cols!(), " FROM uploads WHERE folder_id = ?1 AND parent = ?2 AND name = ?3 AND user_id = ?4");
+    pub fn upload_for(
+        &self,
+        folder: FolderId,
+        parent: &str,
+        name: &str,
+        user: UserId,
+    ) -> Result<Option<UploadRow>> {
+        let sql = concat!(
+            "SELECT ",
+            upload_cols!(),
+            " FROM uploads WHERE folder_id = ?1 AND parent = ?2 AND name = ?3 AND user_id = ?4"
+        );
         Ok(self
             .conn()
-            .query_row(&sql, params![folder.0, parent, name, user.0], upload_from)
+            .query_row(sql, params![folder.0, parent, name, user.0], upload_from)
             .optional()?)
     }
 
@@ -941,7 +1004,11 @@ impl SqliteStore {
     pub fn delete_upload(&self, upload: UploadId) -> Result<Option<BlobId>> {
         let c = self.conn();
         let blob: Option<Vec<u8>> = c
-            .query_row("SELECT blob_id FROM uploads WHERE id = ?1", params![upload.0], |r| r.get(0))
+            .query_row(
+                "SELECT blob_id FROM uploads WHERE id = ?1",
+                params![upload.0],
+                |r| r.get(0),
+            )
             .optional()?;
         c.execute("DELETE FROM uploads WHERE id = ?1", params![upload.0])?;
         blob.map(|b| BlobId::from_slice(&b)).transpose()
@@ -949,9 +1016,13 @@ impl SqliteStore {
 
     /// Uploads untouched since `before` (abandoned), for cleanup.
     pub fn stale_uploads(&self, before: i64) -> Result<Vec<UploadRow>> {
-        let sql = concat!("SELECT ", upload_cols!(), " FROM uploads WHERE updated_at < ?1");
+        let sql = concat!(
+            "SELECT ",
+            upload_cols!(),
+            " FROM uploads WHERE updated_at < ?1"
+        );
         let c = self.conn();
-        let mut st = c.prepare(&sql)?;
+        let mut st = c.prepare(sql)?;
         let rows = st.query_map(params![before], upload_from)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -961,7 +1032,10 @@ impl SqliteStore {
     /// Appends one audit record. `build` receives the last record's (seq, hash) and returns the new
     /// record; an IMMEDIATE transaction makes read-last-then-insert atomic across processes, so two
     /// writers can never fork the chain.
-    pub fn append_audit(&self, build: impl FnOnce(Option<(i64, String)>) -> AuditRow) -> Result<i64> {
+    pub fn append_audit(
+        &self,
+        build: impl FnOnce(Option<(i64, String)>) -> AuditRow,
+    ) -> Result<i64> {
         let mut c = self.conn();
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let last: Option<(i64, String)> = tx

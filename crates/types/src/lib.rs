@@ -29,7 +29,9 @@ pub enum TypesError {
 macro_rules! id_type {
     ($name:ident, $doc:literal) => {
         #[doc = $doc]
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+        )]
         pub struct $name(pub i64);
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -41,8 +43,14 @@ macro_rules! id_type {
 
 id_type!(OrgId, "Row id of an organization (tenant).");
 id_type!(UserId, "Row id of a user.");
-id_type!(GroupId, "Row id of a group of users within one organization.");
-id_type!(FolderId, "Row id of a folder (a storage root owned by one organization).");
+id_type!(
+    GroupId,
+    "Row id of a group of users within one organization."
+);
+id_type!(
+    FolderId,
+    "Row id of a folder (a storage root owned by one organization)."
+);
 id_type!(FileId, "Row id of a committed file version.");
 id_type!(UploadId, "Row id of an upload in progress (staging).");
 
@@ -282,7 +290,16 @@ mod tests {
     fn entity_names_are_narrow() {
         assert!(EntityName::parse("user", "alice").is_ok());
         assert!(EntityName::parse("user", "a.b-c_1").is_ok());
-        for bad in ["", "Alice", "-x", "a/b", "a b", "a\0b", "é", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "Alice",
+            "-x",
+            "a/b",
+            "a b",
+            "a\0b",
+            "é",
+            &"x".repeat(65),
+        ] {
             assert!(EntityName::parse("user", bad).is_err(), "{bad:?}");
         }
     }

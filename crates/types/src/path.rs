@@ -94,7 +94,9 @@ impl VirtualPath {
     }
 
     /// Builds a path from names that were validated already (for example read back from the store).
-    pub fn from_names<I: IntoIterator<Item = S>, S: AsRef<str>>(names: I) -> Result<Self, PathError> {
+    pub fn from_names<I: IntoIterator<Item = S>, S: AsRef<str>>(
+        names: I,
+    ) -> Result<Self, PathError> {
         let mut out = Vec::new();
         for n in names {
             let n = n.as_ref();
@@ -143,7 +145,12 @@ impl VirtualPath {
     }
 
     pub fn join(&self, name: &str) -> Result<VirtualPath, PathError> {
-        VirtualPath::from_names(self.names.iter().map(String::as_str).chain(std::iter::once(name)))
+        VirtualPath::from_names(
+            self.names
+                .iter()
+                .map(String::as_str)
+                .chain(std::iter::once(name)),
+        )
     }
 
     /// True if `self` is `other` or lies below it.
@@ -183,7 +190,10 @@ mod tests {
         assert_eq!(p("//a/./b/").unwrap().to_string(), "/a/b");
         assert_eq!(p("/").unwrap(), VirtualPath::root());
         let home = p("/home").unwrap();
-        assert_eq!(VirtualPath::parse(&home, "x.txt").unwrap().to_string(), "/home/x.txt");
+        assert_eq!(
+            VirtualPath::parse(&home, "x.txt").unwrap().to_string(),
+            "/home/x.txt"
+        );
     }
 
     #[test]
@@ -193,7 +203,10 @@ mod tests {
         assert_eq!(p("/a\0b"), Err(PathError::ControlCharacter));
         assert_eq!(p("/a\nb"), Err(PathError::ControlCharacter));
         assert_eq!(p("/a\\..\\b"), Err(PathError::Backslash));
-        assert_eq!(p(&format!("/{}", "x".repeat(256))), Err(PathError::NameTooLong));
+        assert_eq!(
+            p(&format!("/{}", "x".repeat(256))),
+            Err(PathError::NameTooLong)
+        );
         assert_eq!(p(&"/a".repeat(65)), Err(PathError::TooDeep));
         assert_eq!(p(&"a".repeat(5000)), Err(PathError::TooLong));
     }
@@ -201,9 +214,22 @@ mod tests {
     #[test]
     fn normalize_clamps_at_root() {
         let home = p("/home").unwrap();
-        assert_eq!(VirtualPath::normalize(&home, "..").unwrap(), VirtualPath::root());
-        assert_eq!(VirtualPath::normalize(&home, "../../../etc").unwrap().to_string(), "/etc");
-        assert_eq!(VirtualPath::normalize(&home, "/a/b/../c").unwrap().to_string(), "/a/c");
+        assert_eq!(
+            VirtualPath::normalize(&home, "..").unwrap(),
+            VirtualPath::root()
+        );
+        assert_eq!(
+            VirtualPath::normalize(&home, "../../../etc")
+                .unwrap()
+                .to_string(),
+            "/etc"
+        );
+        assert_eq!(
+            VirtualPath::normalize(&home, "/a/b/../c")
+                .unwrap()
+                .to_string(),
+            "/a/c"
+        );
     }
 
     #[test]

@@ -48,7 +48,14 @@ fn is_reserved_folder_name(name: &str) -> bool {
 }
 
 impl Vault {
-    fn admin_event(&self, actor: &AdminActor, action: Action, org: &str, target: String, detail: serde_json::Value) -> Result<()> {
+    fn admin_event(
+        &self,
+        actor: &AdminActor,
+        action: Action,
+        org: &str,
+        target: String,
+        detail: serde_json::Value,
+    ) -> Result<()> {
         self.audit_strict(
             Event::new(actor.door, action, Outcome::Ok)
                 .actor(&actor.name, org)
@@ -75,7 +82,13 @@ impl Vault {
     pub fn create_org(&self, actor: &AdminActor, name: &str) -> Result<OrgRow> {
         let name = EntityName::parse("organization name", name)?;
         let org = self.inner.store.create_org(name.as_str())?;
-        self.admin_event(actor, Action::OrgCreated, &org.name, format!("org:{}", org.name), json!({}))?;
+        self.admin_event(
+            actor,
+            Action::OrgCreated,
+            &org.name,
+            format!("org:{}", org.name),
+            json!({}),
+        )?;
         Ok(org)
     }
 
@@ -125,15 +138,33 @@ impl Vault {
     pub fn set_password(&self, actor: &AdminActor, user: &str, password: &str) -> Result<()> {
         let u = self.user(user)?;
         check_password_strength(&u.name, password, &self.inner.config.auth)?;
-        self.inner.store.set_password_hash(u.id, &hash_password(password)?)?;
-        self.admin_event(actor, Action::UserPasswordSet, &u.org_name, format!("user:{}", u.name), json!({}))
+        self.inner
+            .store
+            .set_password_hash(u.id, &hash_password(password)?)?;
+        self.admin_event(
+            actor,
+            Action::UserPasswordSet,
+            &u.org_name,
+            format!("user:{}", u.name),
+            json!({}),
+        )
     }
 
     pub fn set_user_disabled(&self, actor: &AdminActor, user: &str, disabled: bool) -> Result<()> {
         let u = self.user(user)?;
         self.inner.store.set_disabled(u.id, disabled)?;
-        let action = if disabled { Action::UserDisabled } else { Action::UserEnabled };
-        self.admin_event(actor, action, &u.org_name, format!("user:{}", u.name), json!({}))
+        let action = if disabled {
+            Action::UserDisabled
+        } else {
+            Action::UserEnabled
+        };
+        self.admin_event(
+            actor,
+            action,
+            &u.org_name,
+            format!("user:{}", u.name),
+            json!({}),
+        )
     }
 
     pub fn unlock_user(&self, actor: &AdminActor, user: &str) -> Result<()> {
@@ -151,10 +182,13 @@ impl Vault {
     pub fn add_key(&self, actor: &AdminActor, user: &str, openssh_line: &str) -> Result<SshKeyRow> {
         let u = self.user(user)?;
         let key = parse_public_key(openssh_line)?;
-        let row = self
-            .inner
-            .store
-            .add_ssh_key(u.id, &key.algorithm, &key.fingerprint, &key.openssh, &key.comment)?;
+        let row = self.inner.store.add_ssh_key(
+            u.id,
+            &key.algorithm,
+            &key.fingerprint,
+            &key.openssh,
+            &key.comment,
+        )?;
         self.admin_event(
             actor,
             Action::KeyAdded,
@@ -186,17 +220,31 @@ impl Vault {
         let name = EntityName::parse("group name", name)?;
         let org = self.org(org)?;
         let g = self.inner.store.create_group(org.id, name.as_str())?;
-        self.admin_event(actor, Action::GroupCreated, &org.name, format!("group:{}", g.name), json!({}))?;
+        self.admin_event(
+            actor,
+            Action::GroupCreated,
+            &org.name,
+            format!("group:{}", g.name),
+            json!({}),
+        )?;
         Ok(g)
     }
 
-    pub fn add_group_member(&self, actor: &AdminActor, org: &str, group: &str, user: &str) -> Result<()> {
+    pub fn add_group_member(
+        &self,
+        actor: &AdminActor,
+        org: &str,
+        group: &str,
+        user: &str,
+    ) -> Result<()> {
         let org = self.org(org)?;
         let g = self
             .inner
             .store
             .group_by_name(org.id, group)?
-            .ok_or_else(|| VaultError::NotFound(format!("group {group:?} in organization {:?}", org.name)))?;
+            .ok_or_else(|| {
+                VaultError::NotFound(format!("group {group:?} in organization {:?}", org.name))
+            })?;
         let u = self.user(user)?;
         if u.org_id != org.id {
             return Err(VaultError::InvalidInput(format!(
@@ -229,7 +277,13 @@ impl Vault {
         }
         let org = self.org(org)?;
         let f = self.inner.store.create_folder(org.id, name.as_str())?;
-        self.admin_event(actor, Action::FolderCreated, &org.name, format!("folder:{}", f.name), json!({}))?;
+        self.admin_event(
+            actor,
+            Action::FolderCreated,
+            &org.name,
+            format!("folder:{}", f.name),
+            json!({}),
+        )?;
         Ok(f)
     }
 
@@ -238,13 +292,20 @@ impl Vault {
         Ok(self.inner.store.list_folders(org_id)?)
     }
 
-    fn resolve_grant(&self, org: &str, folder: &str, subject: &GrantSubject<'_>) -> Result<(OrgRow, FolderRow, Subject, String)> {
+    fn resolve_grant(
+        &self,
+        org: &str,
+        folder: &str,
+        subject: &GrantSubject<'_>,
+    ) -> Result<(OrgRow, FolderRow, Subject, String)> {
         let org = self.org(org)?;
         let f = self
             .inner
             .store
             .folder_by_name(org.id, folder)?
-            .ok_or_else(|| VaultError::NotFound(format!("folder {folder:?} in organization {:?}", org.name)))?;
+            .ok_or_else(|| {
+                VaultError::NotFound(format!("folder {folder:?} in organization {:?}", org.name))
+            })?;
         let (subject, label) = match subject {
             GrantSubject::User(name) => {
                 let u = self.user(name)?;
@@ -262,7 +323,12 @@ impl Vault {
                     .inner
                     .store
                     .group_by_name(org.id, name)?
-                    .ok_or_else(|| VaultError::NotFound(format!("group {name:?} in organization {:?}", org.name)))?;
+                    .ok_or_else(|| {
+                        VaultError::NotFound(format!(
+                            "group {name:?} in organization {:?}",
+                            org.name
+                        ))
+                    })?;
                 (Subject::Group(g.id), format!("group:{}", g.name))
             }
         };
@@ -278,7 +344,9 @@ impl Vault {
         perms: PermissionSet,
     ) -> Result<()> {
         if perms.is_empty() {
-            return Err(VaultError::InvalidInput("a grant needs at least one permission".into()));
+            return Err(VaultError::InvalidInput(
+                "a grant needs at least one permission".into(),
+            ));
         }
         let (org, f, subject, label) = self.resolve_grant(org, folder, &subject)?;
         self.inner.store.set_grant(f.id, subject, perms)?;
@@ -291,7 +359,13 @@ impl Vault {
         )
     }
 
-    pub fn revoke(&self, actor: &AdminActor, org: &str, folder: &str, subject: GrantSubject<'_>) -> Result<()> {
+    pub fn revoke(
+        &self,
+        actor: &AdminActor,
+        org: &str,
+        folder: &str,
+        subject: GrantSubject<'_>,
+    ) -> Result<()> {
         let (org, f, subject, label) = self.resolve_grant(org, folder, &subject)?;
         self.inner.store.remove_grant(f.id, subject)?;
         self.admin_event(
@@ -310,6 +384,12 @@ impl Vault {
 
     /// Records that the audit log was exported (who took a copy of the evidence, and when).
     pub fn note_audit_export(&self, actor: &AdminActor, records: u64) -> Result<()> {
-        self.admin_event(actor, Action::AuditExported, "", "audit_log".into(), json!({"records": records}))
+        self.admin_event(
+            actor,
+            Action::AuditExported,
+            "",
+            "audit_log".into(),
+            json!({"records": records}),
+        )
     }
 }

@@ -168,7 +168,9 @@ fn hex_string(b: &[u8]) -> String {
 
 fn verify_password(hash: &str, password: &str) -> bool {
     match PasswordHash::new(hash) {
-        Ok(parsed) => argon2().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Ok(parsed) => argon2()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
         Err(_) => false,
     }
 }
@@ -182,20 +184,30 @@ pub fn check_password_strength(user: &str, password: &str, policy: &AuthPolicy) 
         )));
     }
     if password.len() > 1024 {
-        return Err(VaultError::InvalidInput("password longer than 1024 bytes".into()));
+        return Err(VaultError::InvalidInput(
+            "password longer than 1024 bytes".into(),
+        ));
     }
     let lower = password.to_lowercase();
-    if lower.contains(user) || lower.chars().all(|c| Some(c) == lower.chars().next()) {
+    if lower.contains(user) || lower.chars().all(|c| lower.starts_with(c)) {
         return Err(VaultError::InvalidInput(
             "password too weak: it contains the user name or repeats one character".into(),
         ));
     }
     const COMMON: [&str; 8] = [
-        "password1234", "123456789012", "qwertyuiopas", "changeme1234",
-        "administrator", "letmein12345", "welcome12345", "passwordpassword",
+        "password1234",
+        "123456789012",
+        "qwertyuiopas",
+        "changeme1234",
+        "administrator",
+        "letmein12345",
+        "welcome12345",
+        "passwordpassword",
     ];
     if COMMON.contains(&lower.as_str()) {
-        return Err(VaultError::InvalidInput("password too weak: it is a commonly used password".into()));
+        return Err(VaultError::InvalidInput(
+            "password too weak: it is a commonly used password".into(),
+        ));
     }
     Ok(())
 }
@@ -367,7 +379,11 @@ impl Vault {
     }
 
     fn note_source_failure(&self, attempt: &LoginAttempt<'_>) {
-        if self.inner.throttle.fail(attempt.source, &self.inner.config.auth) {
+        if self
+            .inner
+            .throttle
+            .fail(attempt.source, &self.inner.config.auth)
+        {
             self.audit(
                 Event::new(attempt.door, Action::SourceThrottled, Outcome::Denied)
                     .source(attempt.source.to_string())
@@ -379,7 +395,12 @@ impl Vault {
         }
     }
 
-    fn audit_login_refused(&self, attempt: &LoginAttempt<'_>, reason: Refusal, user: Option<&UserRow>) {
+    fn audit_login_refused(
+        &self,
+        attempt: &LoginAttempt<'_>,
+        reason: Refusal,
+        user: Option<&UserRow>,
+    ) {
         let method = match attempt.credential {
             Credential::Password(_) => "password",
             Credential::VerifiedPublicKey(_) => "publickey",
@@ -389,7 +410,10 @@ impl Vault {
         let attempted: String = attempt.user.chars().take(64).collect();
         self.audit(
             Event::new(attempt.door, Action::LoginFailed, Outcome::Denied)
-                .actor(attempted, user.map(|u| u.org_name.clone()).unwrap_or_default())
+                .actor(
+                    attempted,
+                    user.map(|u| u.org_name.clone()).unwrap_or_default(),
+                )
                 .source(attempt.source.to_string())
                 .detail(json!({ "method": method, "reason": reason.as_str() })),
         );
@@ -421,7 +445,10 @@ mod tests {
 
     #[test]
     fn rsa_sha1_only_keys_are_not_the_issue_but_short_rsa_is_refused() {
-        assert!(parse_public_key("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl x@y").is_ok());
+        assert!(parse_public_key(
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl x@y"
+        )
+        .is_ok());
         assert!(parse_public_key("not a key").is_err());
     }
 }

@@ -56,16 +56,19 @@ impl VaultError {
             VaultError::PermissionDenied(_) => ErrorKind::PermissionDenied,
             // A path that tries to escape is treated as a permission problem: the answer is "no".
             VaultError::Path(PathError::ParentComponent) => ErrorKind::PermissionDenied,
-            VaultError::Path(_) | VaultError::Types(_) | VaultError::InvalidInput(_) => ErrorKind::InvalidInput,
+            VaultError::Path(_) | VaultError::Types(_) | VaultError::InvalidInput(_) => {
+                ErrorKind::InvalidInput
+            }
             VaultError::AlreadyExists(_) => ErrorKind::AlreadyExists,
             VaultError::NotEmpty(_) => ErrorKind::NotEmpty,
             VaultError::Unsupported(_) => ErrorKind::Unsupported,
             VaultError::LimitReached(_) => ErrorKind::LimitReached,
             VaultError::Store(StoreError::Conflict { .. }) => ErrorKind::AlreadyExists,
             VaultError::Store(StoreError::NotFound { .. }) => ErrorKind::NotFound,
-            VaultError::Store(_) | VaultError::Crypto(_) | VaultError::Audit(_) | VaultError::Config(_) => {
-                ErrorKind::Internal
-            }
+            VaultError::Store(_)
+            | VaultError::Crypto(_)
+            | VaultError::Audit(_)
+            | VaultError::Config(_) => ErrorKind::Internal,
         }
     }
 
@@ -77,7 +80,8 @@ impl VaultError {
                 VaultError::Crypto(CryptoError::Integrity { .. }) => {
                     "stored file failed its integrity check; contact the administrator".to_owned()
                 }
-                _ => "internal server error; the administrator can find details in the server log".to_owned(),
+                _ => "internal server error; the administrator can find details in the server log"
+                    .to_owned(),
             },
             _ => self.to_string(),
         }

@@ -56,7 +56,9 @@ pub struct OpenReport {
 fn is_inside(child: &Path, parent: &Path) -> bool {
     let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     let child = match child.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => canon(dir).join(child.file_name().unwrap_or_default()),
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            canon(dir).join(child.file_name().unwrap_or_default())
+        }
         _ => canon(Path::new(".")).join(child),
     };
     child.starts_with(canon(parent))
@@ -68,7 +70,10 @@ impl Vault {
         let mut report = OpenReport::default();
         if !config.data_dir.exists() {
             std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-                VaultError::Config(format!("cannot create data directory {}: {e}", config.data_dir.display()))
+                VaultError::Config(format!(
+                    "cannot create data directory {}: {e}",
+                    config.data_dir.display()
+                ))
             })?;
             report.created_data_dir = true;
         }
@@ -82,7 +87,8 @@ impl Vault {
         let (keys, created) = LocalKeyFile::open_or_create(&config.key_file)?;
         report.created_key_file = created;
         let store = Arc::new(SqliteStore::open(&config.data_dir.join("lockbox.db"))?);
-        let blobs: Arc<dyn BlobStore> = Arc::new(LocalBlobStore::open(&config.data_dir.join("blobs"))?);
+        let blobs: Arc<dyn BlobStore> =
+            Arc::new(LocalBlobStore::open(&config.data_dir.join("blobs"))?);
         let audit = AuditLog::new(store.clone());
         let inner = Inner {
             config,
@@ -92,7 +98,12 @@ impl Vault {
             audit,
             throttle: auth::SourceThrottle::default(),
         };
-        Ok((Vault { inner: Arc::new(inner) }, report))
+        Ok((
+            Vault {
+                inner: Arc::new(inner),
+            },
+            report,
+        ))
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -52,7 +52,11 @@ pub(crate) struct Mount {
 enum Resolved {
     Root,
     Top(Mount),
-    Inside { mount: Mount, parent: String, name: String },
+    Inside {
+        mount: Mount,
+        parent: String,
+        name: String,
+    },
 }
 
 /// Who is acting, for audit records written by handles after the session call returned.
@@ -91,7 +95,11 @@ impl Vault {
             source: principal.source.to_string(),
             session_id: id.iter().map(|b| format!("{b:02x}")).collect(),
         };
-        self.audit_strict(actor.event(Action::SessionStarted, Outcome::Ok).detail(json!({"session": actor.session_id})))?;
+        self.audit_strict(
+            actor
+                .event(Action::SessionStarted, Outcome::Ok)
+                .detail(json!({"session": actor.session_id})),
+        )?;
         Ok(Session {
             vault: self.clone(),
             principal,
@@ -103,7 +111,10 @@ impl Vault {
 /// `(parent, name)` of a path inside a folder: `a/b/c` → (`a/b`, `c`).
 fn split_rel(inner: &VirtualPath) -> Option<(String, String)> {
     let name = inner.file_name()?.to_owned();
-    let parent = inner.parent().map(|p| p.relative_string()).unwrap_or_default();
+    let parent = inner
+        .parent()
+        .map(|p| p.relative_string())
+        .unwrap_or_default();
     Some((parent, name))
 }
 
@@ -131,7 +142,11 @@ impl Session {
         if let Some(obj) = d.as_object_mut() {
             obj.insert("session".into(), json!(self.actor.session_id));
         }
-        self.vault.audit(self.actor.event(Action::SessionEnded, Outcome::Ok).detail(d));
+        self.vault.audit(
+            self.actor
+                .event(Action::SessionEnded, Outcome::Ok)
+                .detail(d),
+        );
     }
 
     fn mounts(&self) -> Result<Vec<Mount>> {
@@ -141,16 +156,19 @@ impl Session {
             .into_iter()
             // Defense in depth: the query already restricts to the user's organization.
             .filter(|(f, _)| f.org_id == user.org_id)
-            .filter_map(|(folder, perms)| {
+            .map(|(folder, perms)| {
+                // Their own home folder is `/home`; any other folder (including someone else's
+                // home folder shared with them) appears under its stored name.
                 let name = if folder.home_of == Some(user.id) {
                     HOME_MOUNT.to_owned()
-                } else if folder.home_of.is_some() {
-                    // Someone else's home folder shared with this user keeps its stored name.
-                    folder.name.clone()
                 } else {
                     folder.name.clone()
                 };
-                Some(Mount { folder, perms, name })
+                Mount {
+                    folder,
+                    perms,
+                    name,
+                }
             })
             .collect())
     }
@@ -166,13 +184,21 @@ impl Session {
             .ok_or_else(|| VaultError::NotFound(path.to_string()))?;
         match split_rel(&inner) {
             None => Ok(Resolved::Top(mount)),
-            Some((parent, name)) => Ok(Resolved::Inside { mount, parent, name }),
+            Some((parent, name)) => Ok(Resolved::Inside {
+                mount,
+                parent,
+                name,
+            }),
         }
     }
 
     fn resolve_inside(&self, path: &VirtualPath, what: &str) -> Result<(Mount, String, String)> {
         match self.resolve(path)? {
-            Resolved::Inside { mount, parent, name } => Ok((mount, parent, name)),
+            Resolved::Inside {
+                mount,
+                parent,
+                name,
+            } => Ok((mount, parent, name)),
             Resolved::Root | Resolved::Top(_) => Err(VaultError::PermissionDenied(format!(
                 "cannot {what} {path}: it is a top-level folder"
             ))),
@@ -190,7 +216,10 @@ impl Session {
                 .target(format!("{}:{}", mount.folder.name, path))
                 .detail(json!({"needs": perm.as_str(), "session": self.actor.session_id})),
         );
-        Err(VaultError::PermissionDenied(format!("{path} (needs {} permission)", perm.as_str())))
+        Err(VaultError::PermissionDenied(format!(
+            "{path} (needs {} permission)",
+            perm.as_str()
+        )))
     }
 
     fn dir_exists(&self, mount: &Mount, rel: &str) -> Result<bool> {
@@ -201,14 +230,20 @@ impl Session {
             Some((p, n)) => (p, n),
             None => ("", rel),
         };
-        Ok(self.vault.inner.store.dir_exists(mount.folder.id, parent, name)?)
+        Ok(self
+            .vault
+            .inner
+            .store
+            .dir_exists(mount.folder.id, parent, name)?)
     }
 
     fn require_parent(&self, mount: &Mount, parent: &str, path: &VirtualPath) -> Result<()> {
         if self.dir_exists(mount, parent)? {
             Ok(())
         } else {
-            Err(VaultError::NotFound(path.parent().unwrap_or_default().to_string()))
+            Err(VaultError::NotFound(
+                path.parent().unwrap_or_default().to_string(),
+            ))
         }
     }
 
@@ -226,12 +261,18 @@ impl Session {
         match self.resolve(path)? {
             Resolved::Root => Ok(dir("/", self.principal.user.created_at)),
             Resolved::Top(m) => Ok(dir(&m.name, m.folder.created_at)),
-            Resolved::Inside { mount, parent, name } => {
+            Resolved::Inside {
+                mount,
+                parent,
+                name,
+            } => {
                 if ![Permission::List, Permission::Read, Permission::Write]
                     .iter()
                     .any(|p| mount.perms.contains(*p))
                 {
-                    return self.require(&mount, Permission::List, path).map(|_| unreachable_entry());
+                    return self
+                        .require(&mount, Permission::List, path)
+                        .map(|_| unreachable_entry());
                 }
                 let store = &self.vault.inner.store;
                 if let Some(f) = store.live_file(mount.folder.id, &parent, &name)? {
@@ -248,7 +289,9 @@ impl Session {
                 // An interrupted upload is invisible to everyone, except that its owner can see how
                 // far it got, which is what resuming clients (`reput`) ask before continuing.
                 if mount.perms.contains(Permission::Write) {
-                    if let Some(up) = store.upload_for(mount.folder.id, &parent, &name, self.principal.user.id)? {
+                    if let Some(up) =
+                        store.upload_for(mount.folder.id, &parent, &name, self.principal.user.id)?
+                    {
                         return Ok(Entry {
                             name,
                             kind: EntryKind::File,
@@ -277,16 +320,32 @@ impl Session {
                     .collect())
             }
             Resolved::Top(m) => (m, String::new()),
-            Resolved::Inside { mount, parent, name } => {
-                let rel = if parent.is_empty() { name } else { format!("{parent}/{name}") };
+            Resolved::Inside {
+                mount,
+                parent,
+                name,
+            } => {
+                let rel = if parent.is_empty() {
+                    name
+                } else {
+                    format!("{parent}/{name}")
+                };
                 (mount, rel)
             }
         };
         self.require(&mount, Permission::List, path)?;
         if !self.dir_exists(&mount, &rel)? {
             let (parent, name) = rel.rsplit_once('/').unwrap_or(("", &rel));
-            if self.vault.inner.store.live_file(mount.folder.id, parent, name)?.is_some() {
-                return Err(VaultError::InvalidInput(format!("{path} is not a directory")));
+            if self
+                .vault
+                .inner
+                .store
+                .live_file(mount.folder.id, parent, name)?
+                .is_some()
+            {
+                return Err(VaultError::InvalidInput(format!(
+                    "{path} is not a directory"
+                )));
             }
             return Err(VaultError::NotFound(path.to_string()));
         }
@@ -301,12 +360,17 @@ impl Session {
                 mtime: d.created_at,
             })
             .collect();
-        out.extend(store.list_files(mount.folder.id, &rel)?.into_iter().map(|f| Entry {
-            name: f.name,
-            kind: EntryKind::File,
-            size: f.size,
-            mtime: f.mtime,
-        }));
+        out.extend(
+            store
+                .list_files(mount.folder.id, &rel)?
+                .into_iter()
+                .map(|f| Entry {
+                    name: f.name,
+                    kind: EntryKind::File,
+                    size: f.size,
+                    mtime: f.mtime,
+                }),
+        );
         Ok(out)
     }
 
@@ -320,7 +384,12 @@ impl Session {
             }
             return Err(VaultError::NotFound(path.to_string()));
         };
-        ReadHandle::open(&self.vault, self.actor.clone(), file, self.target(&mount, path))
+        ReadHandle::open(
+            &self.vault,
+            self.actor.clone(),
+            file,
+            self.target(&mount, path),
+        )
     }
 
     pub fn open_write(&self, path: &VirtualPath, mode: OpenMode) -> Result<WriteHandle> {
@@ -374,7 +443,8 @@ impl Session {
         let mut handle = WriteHandle::create(&self.vault, ctx, up, file, key)?;
         // Opening an existing file without truncation means "modify it": start from its content.
         if let (Some(existing), false) = (live, mode.truncate) {
-            let reader = ReadHandle::open(&self.vault, self.actor.clone(), existing, String::new())?;
+            let reader =
+                ReadHandle::open(&self.vault, self.actor.clone(), existing, String::new())?;
             handle.copy_from(&reader)?;
         }
         Ok(handle)
@@ -400,7 +470,9 @@ impl Session {
                 Ok(())
             }
             None => {
-                if let Some(up) = store.upload_for(mount.folder.id, &parent, &name, self.principal.user.id)? {
+                if let Some(up) =
+                    store.upload_for(mount.folder.id, &parent, &name, self.principal.user.id)?
+                {
                     if let Some(blob) = store.delete_upload(up.id)? {
                         inner.blobs.remove(blob)?;
                     }
@@ -413,7 +485,9 @@ impl Session {
                     return Ok(());
                 }
                 if store.dir_exists(mount.folder.id, &parent, &name)? {
-                    return Err(VaultError::InvalidInput(format!("{path} is a directory; use rmdir")));
+                    return Err(VaultError::InvalidInput(format!(
+                        "{path} is a directory; use rmdir"
+                    )));
                 }
                 Err(VaultError::NotFound(path.to_string()))
             }
@@ -424,9 +498,16 @@ impl Session {
         let (mount, parent, name) = self.resolve_inside(path, "create")?;
         self.require(&mount, Permission::Mkdir, path)?;
         self.require_parent(&mount, &parent, path)?;
-        match self.vault.inner.store.create_dir(mount.folder.id, &parent, &name) {
+        match self
+            .vault
+            .inner
+            .store
+            .create_dir(mount.folder.id, &parent, &name)
+        {
             Ok(()) => {}
-            Err(StoreError::Conflict { .. }) => return Err(VaultError::AlreadyExists(path.to_string())),
+            Err(StoreError::Conflict { .. }) => {
+                return Err(VaultError::AlreadyExists(path.to_string()))
+            }
             Err(e) => return Err(e.into()),
         }
         self.vault.audit(
@@ -441,7 +522,12 @@ impl Session {
     pub fn rmdir(&self, path: &VirtualPath) -> Result<()> {
         let (mount, parent, name) = self.resolve_inside(path, "remove")?;
         self.require(&mount, Permission::Delete, path)?;
-        match self.vault.inner.store.remove_dir(mount.folder.id, &parent, &name) {
+        match self
+            .vault
+            .inner
+            .store
+            .remove_dir(mount.folder.id, &parent, &name)
+        {
             Ok(()) => {}
             Err(StoreError::Conflict { .. }) => return Err(VaultError::NotEmpty(path.to_string())),
             Err(StoreError::NotFound { .. }) => return Err(VaultError::NotFound(path.to_string())),
@@ -475,18 +561,33 @@ impl Session {
         };
         if let Some(f) = store.live_file(src.folder.id, &sparent, &sname)? {
             let replaced = store
-                .rename_file(f.id, dst.folder.id, &dparent, &dname, replace, self.principal.user.id)
+                .rename_file(
+                    f.id,
+                    dst.folder.id,
+                    &dparent,
+                    &dname,
+                    replace,
+                    self.principal.user.id,
+                )
                 .map_err(map)?;
             if let Some(blob) = replaced {
                 inner.blobs.remove(blob)?;
             }
         } else if store.dir_exists(src.folder.id, &sparent, &sname)? {
             if dst.folder.id != src.folder.id {
-                return Err(VaultError::Unsupported("directories can only be moved within their folder".into()));
+                return Err(VaultError::Unsupported(
+                    "directories can only be moved within their folder".into(),
+                ));
             }
-            let moving = if sparent.is_empty() { sname.clone() } else { format!("{sparent}/{sname}") };
+            let moving = if sparent.is_empty() {
+                sname.clone()
+            } else {
+                format!("{sparent}/{sname}")
+            };
             if dparent == moving || dparent.starts_with(&format!("{moving}/")) {
-                return Err(VaultError::InvalidInput("cannot move a directory into itself".into()));
+                return Err(VaultError::InvalidInput(
+                    "cannot move a directory into itself".into(),
+                ));
             }
             store
                 .rename_dir(src.folder.id, (&sparent, &sname), (&dparent, &dname))

@@ -6,10 +6,10 @@ use std::fs::File;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use lockbox_audit::{Action, Outcome};
 use lockbox_crypto::{DataKey, EncryptedReader, EncryptedWriter, WrappedKey, CHUNK_SIZE};
 use lockbox_store::{FileRow, UploadRow};
-use bytes::Bytes;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -46,12 +46,14 @@ impl StreamDigest {
                 let mut h = std::mem::take(h);
                 h.update(data);
                 let (tx, rx) = std::sync::mpsc::channel::<Bytes>();
-                let spawned = std::thread::Builder::new().name("lockbox-digest".into()).spawn(move || {
-                    for chunk in rx {
-                        h.update(&chunk);
-                    }
-                    h
-                });
+                let spawned = std::thread::Builder::new()
+                    .name("lockbox-digest".into())
+                    .spawn(move || {
+                        for chunk in rx {
+                            h.update(&chunk);
+                        }
+                        h
+                    });
                 *self = match spawned {
                     Ok(join) => StreamDigest::Thread { tx, join },
                     Err(_) => StreamDigest::Unavailable,
@@ -105,7 +107,13 @@ fn unwrap_key(vault: &Vault, wrapped: &[u8], blob: &[u8; 16]) -> Result<DataKey>
 }
 
 impl WriteHandle {
-    pub(crate) fn create(vault: &Vault, ctx: UploadContext, upload: UploadRow, file: File, key: DataKey) -> Result<Self> {
+    pub(crate) fn create(
+        vault: &Vault,
+        ctx: UploadContext,
+        upload: UploadRow,
+        file: File,
+        key: DataKey,
+    ) -> Result<Self> {
         let writer = EncryptedWriter::create(file, key, upload.blob_id.0);
         Ok(WriteHandle {
             vault: vault.clone(),
@@ -146,7 +154,10 @@ impl WriteHandle {
             if n == 0 {
                 break;
             }
-            self.write_at(off, Bytes::copy_from_slice(buf.get(..n).unwrap_or_default()))?;
+            self.write_at(
+                off,
+                Bytes::copy_from_slice(buf.get(..n).unwrap_or_default()),
+            )?;
             off += n as u64;
         }
         self.bytes_received = 0;
@@ -164,7 +175,10 @@ impl WriteHandle {
         self.bytes_received += data.len() as u64;
         let sealed = self.writer.len() / CHUNK_SIZE as u64 * CHUNK_SIZE as u64;
         if sealed >= self.saved_progress + PROGRESS_EVERY {
-            self.vault.inner.store.set_upload_size(self.upload.id, sealed)?;
+            self.vault
+                .inner
+                .store
+                .set_upload_size(self.upload.id, sealed)?;
             self.saved_progress = sealed;
         }
         Ok(())
@@ -193,7 +207,10 @@ impl WriteHandle {
     /// Durably stores what has arrived (fsync), without committing.
     pub fn sync(&mut self) -> Result<()> {
         self.writer.flush()?;
-        self.vault.inner.store.set_upload_size(self.upload.id, self.writer.len())?;
+        self.vault
+            .inner
+            .store
+            .set_upload_size(self.upload.id, self.writer.len())?;
         Ok(())
     }
 
@@ -217,7 +234,11 @@ impl WriteHandle {
             Some(d) if hashed == len => d,
             _ => {
                 // Out-of-order or resumed upload: hash what was actually stored.
-                tracing::debug!(size = len, streamed_bytes = hashed, "digest not streamed; hashing the stored file");
+                tracing::debug!(
+                    size = len,
+                    streamed_bytes = hashed,
+                    "digest not streamed; hashing the stored file"
+                );
                 let key = unwrap_key(&vault, &upload.wrapped_key, &upload.blob_id.0)?;
                 let reader = EncryptedReader::new(file, key, upload.blob_id.0, len);
                 let mut h = Sha256::new();
@@ -235,7 +256,10 @@ impl WriteHandle {
             }
         };
         let mtime = mtime.unwrap_or_else(Session::now);
-        let (row, replaced) = vault.inner.store.commit_upload(upload.id, len, &sha256, mtime)?;
+        let (row, replaced) = vault
+            .inner
+            .store
+            .commit_upload(upload.id, len, &sha256, mtime)?;
         if let Some(blob) = replaced {
             vault.inner.blobs.remove(blob)?;
         }
@@ -281,7 +305,12 @@ pub struct ReadHandle {
 }
 
 impl ReadHandle {
-    pub(crate) fn open(vault: &Vault, actor: Arc<Actor>, file: FileRow, target: String) -> Result<Self> {
+    pub(crate) fn open(
+        vault: &Vault,
+        actor: Arc<Actor>,
+        file: FileRow,
+        target: String,
+    ) -> Result<Self> {
         let wrapped = file
             .wrapped_key
             .as_deref()
@@ -345,10 +374,14 @@ impl Vault {
                 self.inner.blobs.remove(blob)?;
             }
             self.audit(
-                lockbox_audit::Event::new(lockbox_types::Door::Cli, Action::UploadAbandoned, Outcome::Ok)
-                    .actor("lockbox", "")
-                    .target(format!("folder#{}:{}/{}", up.folder_id, up.parent, up.name))
-                    .detail(json!({"size": up.size, "idle_since": up.updated_at, "reason": "expired"})),
+                lockbox_audit::Event::new(
+                    lockbox_types::Door::Cli,
+                    Action::UploadAbandoned,
+                    Outcome::Ok,
+                )
+                .actor("lockbox", "")
+                .target(format!("folder#{}:{}/{}", up.folder_id, up.parent, up.name))
+                .detail(json!({"size": up.size, "idle_since": up.updated_at, "reason": "expired"})),
             );
         }
         Ok(stale.len())
