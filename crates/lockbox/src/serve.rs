@@ -23,6 +23,9 @@ pub struct ServeArgs {
 }
 
 const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
+/// Blocking pool size: open uploads (at most `max_open_uploads`, 512 by default) each hold one thread,
+/// and logins, metadata and reads need the rest.
+const BLOCKING_THREADS: usize = 1024;
 /// How long an interrupted upload may be resumed before it is discarded.
 const STALE_UPLOAD_AGE: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
@@ -70,6 +73,7 @@ pub fn run(settings: Settings, args: ServeArgs) -> Result<()> {
     let sftp_cfg = settings.sftp_config();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(BLOCKING_THREADS)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;

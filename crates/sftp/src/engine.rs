@@ -42,9 +42,11 @@ pub const MAX_HANDLES: usize = 256;
 const MAX_UNPERMITTED_REPLIES: usize = 1024;
 /// How long replies already queued may take to reach the client after the session ended.
 const REPLY_DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
-/// Writes of one upload acknowledged but not yet encrypted and stored (~8 MiB with OpenSSH's
+/// Writes acknowledged but not yet encrypted and stored, per session (~16 MiB with OpenSSH's
 /// 255 KiB writes).
-const WRITE_BEHIND: usize = 32;
+const WRITE_BEHIND: usize = 64;
+/// Uploads open at once in one session; each holds a blocking thread.
+const MAX_OPEN_UPLOADS: usize = 16;
 /// Reads of one download decrypted concurrently; replies still leave in request order.
 const READ_AHEAD: usize = 4;
 /// Directory entries per READDIR reply (OpenSSH's server sends 100).
@@ -117,8 +119,15 @@ struct State {
     replies: mpsc::UnboundedSender<Reply>,
     unpermitted: Arc<AtomicUsize>,
     stats: Stats,
-    /// Write workers still running; the session waits for them so interrupted uploads are saved.
+    /// File workers still running; the session waits for them so interrupted uploads are saved.
     workers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Set (under the `handles` lock) when the session ends: handles opened by requests still in
+    /// flight are then closed at once instead of being left in a table nobody drains.
+    closing: std::sync::atomic::AtomicBool,
+    /// Writes acknowledged but not yet applied, across all of this session's uploads.
+    write_behind: Arc<Semaphore>,
+    /// Server-wide slots for open uploads (each holds a blocking thread while open).
+    upload_slots: Arc<Semaphore>,
 }
 
 fn encode(resp: &Response) -> Bytes {
@@ -196,7 +205,7 @@ impl State {
 
     fn insert_handle(&self, h: Handle) -> Option<u32> {
         let mut map = self.handles.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_HANDLES {
+        if map.len() >= MAX_HANDLES || self.closing.load(Ordering::Acquire) {
             return None;
         }
         let id = self.next_handle.fetch_add(1, Ordering::Relaxed);
@@ -207,8 +216,12 @@ impl State {
 
 /// Serves one SFTP session until the client closes the channel. `input` is the channel's read side;
 /// `output` receives complete reply packets.
-pub async fn serve<R, W, Fut>(session: Arc<Session>, mut input: R, mut output: W)
-where
+pub async fn serve<R, W, Fut>(
+    session: Arc<Session>,
+    upload_slots: Arc<Semaphore>,
+    mut input: R,
+    mut output: W,
+) where
     R: AsyncRead + Unpin + Send,
     W: FnMut(Bytes) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = bool> + Send,
@@ -238,6 +251,9 @@ where
         unpermitted,
         stats: Stats::default(),
         workers: Mutex::new(Vec::new()),
+        closing: std::sync::atomic::AtomicBool::new(false),
+        write_behind: Arc::new(Semaphore::new(WRITE_BEHIND)),
+        upload_slots,
     });
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let end_reason = read_loop(&state, &mut input, &permits).await;
@@ -247,6 +263,7 @@ where
         // kept as interrupted (resumable by its owner).
         let leftovers: Vec<Handle> = {
             let mut map = state.handles.lock().unwrap_or_else(|p| p.into_inner());
+            state.closing.store(true, Ordering::Release);
             map.drain().map(|(_, h)| h).collect()
         };
         let interrupted = leftovers
@@ -324,7 +341,11 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 state.stats.errors.fetch_add(1, Ordering::Relaxed);
                 match e.id {
                     Some(id) if initialized => {
-                        state.unpermitted.fetch_add(1, Ordering::Relaxed);
+                        if state.unpermitted.fetch_add(1, Ordering::Relaxed)
+                            >= MAX_UNPERMITTED_REPLIES
+                        {
+                            return "malformed packet flood";
+                        }
                         state.send(status(id, e.status_code(), e.kind.to_string()), None);
                         continue;
                     }
@@ -481,7 +502,14 @@ fn dispatch(state: &Arc<State>, req: Request, permit: OwnedSemaphorePermit) {
             match removed {
                 // Close goes through the worker so it runs after every queued operation.
                 Some(Handle::Write(tx)) | Some(Handle::Read { jobs: tx, .. }) => {
-                    let _ = tx.send(Job::Close { id, permit });
+                    if let Err(mpsc::error::SendError(Job::Close { id, permit })) =
+                        tx.send(Job::Close { id, permit })
+                    {
+                        state.send(
+                            status(id, StatusCode::Failure, "file handle failed"),
+                            Some(permit),
+                        );
+                    }
                 }
                 Some(Handle::Dir { .. }) => state.send(ok(id), Some(permit)),
                 None => state.send(
@@ -781,7 +809,26 @@ async fn open(
         if map.len() >= MAX_HANDLES {
             return Ok(status(id, StatusCode::Failure, "too many open handles"));
         }
+        if map
+            .values()
+            .filter(|h| matches!(h, Handle::Write(_)))
+            .count()
+            >= MAX_OPEN_UPLOADS
+        {
+            return Ok(status(
+                id,
+                StatusCode::Failure,
+                "too many uploads open in this session",
+            ));
+        }
     }
+    let Ok(upload_slot) = state.upload_slots.clone().try_acquire_owned() else {
+        return Ok(status(
+            id,
+            StatusCode::Failure,
+            "server busy: too many uploads in progress, retry later",
+        ));
+    };
     let mut w = blocking(move || session.open_write(&p, mode)).await?;
     if let Some((_, mtime)) = attrs.atime_mtime {
         w.set_mtime(i64::from(mtime));
@@ -789,7 +836,7 @@ async fn open(
     let (tx, rx) = mpsc::unbounded_channel();
     match state.insert_handle(Handle::Write(tx)) {
         Some(h) => {
-            let worker = tokio::spawn(upload_worker(state.clone(), w, rx, append));
+            let worker = tokio::spawn(upload_worker(state.clone(), w, rx, append, upload_slot));
             state
                 .workers
                 .lock()
@@ -893,13 +940,14 @@ async fn upload_worker(
     handle: WriteHandle,
     mut jobs: mpsc::UnboundedReceiver<Job>,
     append: bool,
+    _upload_slot: OwnedSemaphorePermit,
 ) {
     let (cmd_tx, cmd_rx) = std::sync::mpsc::channel::<UploadCmd>();
     let failure: UploadFailure = Arc::new(Mutex::new(None));
     let thread_failure = failure.clone();
     let thread =
         tokio::task::spawn_blocking(move || upload_thread(handle, cmd_rx, append, thread_failure));
-    let slots = Arc::new(Semaphore::new(WRITE_BEHIND));
+    let slots = state.write_behind.clone();
     let failed = || failure.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let thread_gone = |id: u32| status(id, StatusCode::Failure, "upload ended unexpectedly");
 
@@ -1018,7 +1066,11 @@ fn read_reply(r: &ReadHandle, id: u32, offset: u64, len: u32) -> Result<Bytes, V
     Ok(Bytes::from(buf))
 }
 
-type PendingRead = tokio::task::JoinHandle<(u32, Result<Bytes, VaultError>, OwnedSemaphorePermit)>;
+/// A read being decrypted: its request id (to answer even if the task fails) and the task.
+type PendingRead = (
+    u32,
+    tokio::task::JoinHandle<(Result<Bytes, VaultError>, OwnedSemaphorePermit)>,
+);
 
 /// Owns one download: decrypts up to `READ_AHEAD` reads at once and replies strictly in request
 /// order. When its queue closes (CLOSE or connection lost) it records the download in the audit log.
@@ -1028,16 +1080,24 @@ async fn download_worker(
     mut jobs: mpsc::UnboundedReceiver<Job>,
 ) {
     let mut pending: std::collections::VecDeque<PendingRead> = std::collections::VecDeque::new();
-    let finish = |done: Result<
-        (u32, Result<Bytes, VaultError>, OwnedSemaphorePermit),
+    let finish = |id: u32,
+                  done: Result<
+        (Result<Bytes, VaultError>, OwnedSemaphorePermit),
         tokio::task::JoinError,
     >| {
-        if let Ok((id, res, permit)) = done {
-            let reply = match res {
-                Ok(b) => b,
-                Err(e) => error_reply(id, &e),
-            };
-            state.send(reply, Some(permit));
+        match done {
+            Ok((res, permit)) => {
+                let reply = match res {
+                    Ok(b) => b,
+                    Err(e) => error_reply(id, &e),
+                };
+                state.send(reply, Some(permit));
+            }
+            // The task failed and its permit went with it; the client still gets an answer.
+            Err(_) => {
+                state.unpermitted.fetch_add(1, Ordering::Relaxed);
+                state.send(status(id, StatusCode::Failure, "read failed"), None);
+            }
         }
     };
     let mut close: Option<(u32, OwnedSemaphorePermit)> = None;
@@ -1047,17 +1107,18 @@ async fn download_worker(
             // Finished reads leave first, oldest first, so replies keep request order.
             done = async {
                 match pending.front_mut() {
-                    Some(t) => t.await,
+                    Some((_, t)) => t.await,
                     None => std::future::pending().await,
                 }
             }, if !pending.is_empty() => {
-                pending.pop_front();
-                finish(done);
+                if let Some((id, _)) = pending.pop_front() {
+                    finish(id, done);
+                }
             }
             job = jobs.recv(), if pending.len() < READ_AHEAD => match job {
                 Some(Job::Read { id, offset, len, permit }) => {
                     let h = handle.clone();
-                    pending.push_back(tokio::task::spawn_blocking(move || (id, read_reply(&h, id, offset, len), permit)));
+                    pending.push_back((id, tokio::task::spawn_blocking(move || (read_reply(&h, id, offset, len), permit))));
                 }
                 Some(Job::Close { id, permit }) => close = Some((id, permit)),
                 Some(Job::Write { id, permit, .. })
@@ -1071,8 +1132,8 @@ async fn download_worker(
         }
     }
     // Queue closed or CLOSE received: drain in order, then record the download.
-    while let Some(t) = pending.pop_front() {
-        finish(t.await);
+    while let Some((id, t)) = pending.pop_front() {
+        finish(id, t.await);
     }
     let h = handle.clone();
     let res = blocking(move || h.close()).await;

@@ -36,6 +36,9 @@ pub struct SftpConfig {
     pub login_grace: Duration,
     /// Idle time after which an authenticated connection is closed.
     pub idle_timeout: Duration,
+    /// Uploads open at once on the whole server. Each holds a thread of the blocking pool, which the
+    /// binary sizes to leave room for everything else (see `BLOCKING_THREADS`).
+    pub max_open_uploads: usize,
     /// Failed authentication requests allowed on one connection.
     pub max_auth_attempts: usize,
     /// Constant time every rejected authentication takes, so timing does not reveal why.
@@ -49,6 +52,7 @@ impl Default for SftpConfig {
             max_unauthenticated: 256,
             max_unauthenticated_per_ip: 32,
             login_grace: Duration::from_secs(30),
+            max_open_uploads: 512,
             idle_timeout: Duration::from_secs(15 * 60),
             max_auth_attempts: 6,
             auth_rejection_time: Duration::from_millis(500),
@@ -145,6 +149,8 @@ impl PreAuth {
 
 struct Shared {
     vault: Vault,
+    /// Open uploads server-wide; each holds a blocking thread (see `engine`).
+    upload_slots: Arc<Semaphore>,
     cfg: SftpConfig,
     preauth: PreAuth,
     next_id: AtomicU64,
@@ -160,6 +166,7 @@ pub async fn serve(
     let config = Arc::new(russh_config(host_key, &cfg));
     let slots = Arc::new(Semaphore::new(cfg.max_connections));
     let shared = Arc::new(Shared {
+        upload_slots: Arc::new(Semaphore::new(cfg.max_open_uploads)),
         vault,
         cfg,
         preauth: PreAuth::default(),
@@ -211,8 +218,24 @@ async fn connection(
         authed: authed.clone(),
         principal: None,
         channels: HashMap::new(),
+        session_channels: 0,
     };
-    let session = match russh::server::run_stream(config, socket, handler).await {
+    let grace = tokio::time::sleep(shared.cfg.login_grace);
+    tokio::pin!(grace);
+    // The version exchange is pre-auth too: a peer that never sends its identification line is
+    // subject to the same grace time and eviction.
+    let started = tokio::select! {
+        r = russh::server::run_stream(config, socket, handler) => r,
+        _ = &mut grace => {
+            shared.preauth.leave(id);
+            return;
+        }
+        _ = evict.notified() => {
+            shared.preauth.leave(id);
+            return;
+        }
+    };
+    let session = match started {
         Ok(s) => s,
         Err(e) => {
             tracing::debug!(%peer, error = %e, "SSH handshake failed");
@@ -221,9 +244,7 @@ async fn connection(
         }
     };
     let handle = session.handle();
-    let grace = tokio::time::sleep(shared.cfg.login_grace);
     tokio::pin!(session);
-    tokio::pin!(grace);
     let mut grace_over = false;
     loop {
         tokio::select! {
@@ -258,6 +279,8 @@ struct SshHandler {
     authed: Arc<AtomicBool>,
     principal: Option<Principal>,
     channels: HashMap<ChannelId, Channel<Msg>>,
+    /// Session channels ever opened on this connection (at most one).
+    session_channels: usize,
 }
 
 impl SshHandler {
@@ -369,12 +392,13 @@ impl Handler for SshHandler {
     ) -> Result<(), Self::Error> {
         // One SFTP channel per connection is all any client needs; more would multiply the
         // per-session memory bound.
-        if self.principal.is_none() || !self.channels.is_empty() {
+        if self.principal.is_none() || self.session_channels >= 1 {
             reply
                 .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
                 .await;
             return Ok(());
         }
+        self.session_channels += 1;
         self.channels.insert(channel.id(), channel);
         reply.accept().await;
         Ok(())
@@ -393,6 +417,7 @@ impl Handler for SshHandler {
             return Ok(());
         };
         let vault = self.shared.vault.clone();
+        let upload_slots = self.shared.upload_slots.clone();
         let opened = tokio::task::spawn_blocking(move || vault.open_session(principal)).await;
         let vs = match opened {
             Ok(Ok(s)) => Arc::new(s),
@@ -407,7 +432,7 @@ impl Handler for SshHandler {
             let write_half = Arc::new(write_half);
             let writer = write_half.clone();
             let input = read_half.make_reader();
-            engine::serve(vs, input, move |bytes| {
+            engine::serve(vs, upload_slots, input, move |bytes| {
                 let writer = writer.clone();
                 async move { writer.data_bytes(bytes).await.is_ok() }
             })

@@ -930,7 +930,8 @@ impl SqliteStore {
         let new = join_rel(to.0, to.1);
         for sql in [
             concat!("UPDATE dirs SET parent = ?2 || substr(parent, length(?1) + 1) WHERE folder_id = ?3 AND ", subtree_match!()),
-            concat!("UPDATE files SET parent = ?2 || substr(parent, length(?1) + 1) WHERE folder_id = ?3 AND ", subtree_match!()),
+            // Deleted versions keep the path they had: their history must not be rewritten.
+            concat!("UPDATE files SET parent = ?2 || substr(parent, length(?1) + 1) WHERE folder_id = ?3 AND deleted_at IS NULL AND ", subtree_match!()),
             concat!("UPDATE uploads SET parent = ?2 || substr(parent, length(?1) + 1) WHERE folder_id = ?3 AND ", subtree_match!()),
         ] {
             tx.execute(sql, params![old, new, folder.0])?;

@@ -138,6 +138,38 @@ impl SourceThrottle {
     }
 }
 
+/// Argon2 verifications allowed at once. Each takes 19 MiB and ~25 ms of one core; more in parallel
+/// than cores only queues CPU work while pinning memory, so a login flood is bounded to this many.
+const MAX_CONCURRENT_HASHES: usize = 8;
+
+pub(crate) struct HashingSlots {
+    busy: Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+impl HashingSlots {
+    pub(crate) fn new() -> Self {
+        HashingSlots {
+            busy: Mutex::new(0),
+            freed: std::sync::Condvar::new(),
+        }
+    }
+
+    fn verify(&self, hash: &str, password: &str) -> bool {
+        {
+            let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+            while *busy >= MAX_CONCURRENT_HASHES {
+                busy = self.freed.wait(busy).unwrap_or_else(|p| p.into_inner());
+            }
+            *busy += 1;
+        }
+        let ok = verify_password(hash, password);
+        *self.busy.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        self.freed.notify_one();
+        ok
+    }
+}
+
 fn argon2() -> Argon2<'static> {
     // Argon2id with the crate's defaults (19 MiB, 2 passes, 1 lane): OWASP's recommended minimum.
     Argon2::default()
@@ -286,7 +318,7 @@ impl Vault {
         if inner.throttle.is_blocked(attempt.source) {
             // Still spend the hashing time so a blocked source cannot probe for user names by timing.
             if let Credential::Password(pw) = attempt.credential {
-                verify_password(dummy_hash(), pw);
+                inner.hashing.verify(dummy_hash(), pw);
             }
             return refuse(Refusal::SourceThrottled, None);
         }
@@ -306,7 +338,7 @@ impl Vault {
                     .as_ref()
                     .and_then(|u| u.password_hash.as_deref())
                     .unwrap_or_else(|| dummy_hash());
-                let ok = verify_password(hash, pw);
+                let ok = inner.hashing.verify(hash, pw);
                 ok && user.as_ref().is_some_and(|u| u.password_hash.is_some())
             }
             Credential::VerifiedPublicKey(key) => {
@@ -349,6 +381,15 @@ impl Vault {
                 Err(e) => tracing::error!(error = %e, "could not record a login failure"),
             }
             return refuse(reason, Some(&user));
+        }
+        // Re-read the lock after the (slow) credential check: parallel guesses that all started
+        // before the lock was set must not slip through once it is.
+        match inner.store.user_by_id(user.id) {
+            Ok(Some(fresh)) if fresh.locked_until.is_some_and(|t| t > now_unix()) => {
+                return refuse(Refusal::AccountLocked, Some(&user));
+            }
+            Ok(Some(_)) => {}
+            _ => return refuse(Refusal::Internal, Some(&user)),
         }
         if user.disabled {
             return refuse(Refusal::AccountDisabled, Some(&user));

@@ -38,6 +38,10 @@ pub(crate) struct Inner {
     pub(crate) keys: Arc<dyn KeyProvider>,
     pub(crate) audit: AuditLog,
     pub(crate) throttle: auth::SourceThrottle,
+    /// Uploads currently open for writing (see `transfer::UploadLease`).
+    pub(crate) open_uploads: std::sync::Mutex<std::collections::HashSet<lockbox_types::UploadId>>,
+    /// Bounds concurrent Argon2 verifications (19 MiB each) so a login flood cannot exhaust memory.
+    pub(crate) hashing: auth::HashingSlots,
 }
 
 /// A handle on the vault; cheap to clone, shared by all doors and sessions.
@@ -97,6 +101,8 @@ impl Vault {
             keys: Arc::new(keys),
             audit,
             throttle: auth::SourceThrottle::default(),
+            open_uploads: Default::default(),
+            hashing: auth::HashingSlots::new(),
         };
         Ok((
             Vault {
@@ -140,6 +146,14 @@ impl Vault {
     /// failure is logged).
     pub fn record_quietly(&self, ev: Event) {
         self.audit(ev)
+    }
+
+    /// Removes ciphertext whose key was already destroyed in a committed transaction. A failure here
+    /// leaves only unreadable bytes, so it is logged, not reported to the client.
+    pub(crate) fn remove_blob_after_commit(&self, blob: lockbox_store::BlobId) {
+        if let Err(e) = self.inner.blobs.remove(blob) {
+            tracing::warn!(error = %e, blob = %blob.hex(), "could not remove the ciphertext of a deleted file version");
+        }
     }
 
     pub fn audit_verify(&self) -> Result<VerifyReport> {

@@ -275,6 +275,23 @@ impl Session {
                         .map(|_| unreachable_entry());
                 }
                 let store = &self.vault.inner.store;
+                // With `write` alone (a drop box) a user learns nothing about others' files; they
+                // only see their own interrupted upload below.
+                let may_see = mount.perms.contains(Permission::List)
+                    || mount.perms.contains(Permission::Read);
+                if !may_see {
+                    if let Some(up) =
+                        store.upload_for(mount.folder.id, &parent, &name, self.principal.user.id)?
+                    {
+                        return Ok(Entry {
+                            name,
+                            kind: EntryKind::File,
+                            size: up.size,
+                            mtime: up.updated_at,
+                        });
+                    }
+                    return Err(VaultError::NotFound(path.to_string()));
+                }
                 if let Some(f) = store.live_file(mount.folder.id, &parent, &name)? {
                     return Ok(Entry {
                         name,
@@ -419,9 +436,11 @@ impl Session {
             if !mode.truncate {
                 return WriteHandle::resume(&self.vault, ctx, up);
             }
-            // Starting over: the interrupted upload's ciphertext and key go away.
+            // Starting over: the interrupted upload's ciphertext and key go away, unless another
+            // handle is writing it right now.
+            drop(crate::transfer::UploadLease::take(&self.vault, &up)?);
             if let Some(blob) = store.delete_upload(up.id)? {
-                inner.blobs.remove(blob)?;
+                self.vault.remove_blob_after_commit(blob);
             }
         }
         let blob = BlobId::random();
@@ -431,7 +450,7 @@ impl Session {
         let up = match store.create_upload(folder, &parent, &name, user, blob, &wrapped.to_vec()) {
             Ok(up) => up,
             Err(e) => {
-                inner.blobs.remove(blob)?;
+                self.vault.remove_blob_after_commit(blob);
                 return Err(match e {
                     StoreError::Conflict { .. } => {
                         VaultError::AlreadyExists(format!("an upload to {path} in progress"))
@@ -459,8 +478,8 @@ impl Session {
             Some(f) => {
                 let blob = store.delete_file(f.id, self.principal.user.id)?;
                 // The wrapped key is gone from the database already; removing the ciphertext is
-                // housekeeping.
-                inner.blobs.remove(blob)?;
+                // housekeeping and must not turn a completed delete into an error.
+                self.vault.remove_blob_after_commit(blob);
                 self.vault.audit(
                     self.actor
                         .event(Action::FileDeleted, Outcome::Ok)
@@ -473,8 +492,9 @@ impl Session {
                 if let Some(up) =
                     store.upload_for(mount.folder.id, &parent, &name, self.principal.user.id)?
                 {
+                    drop(crate::transfer::UploadLease::take(&self.vault, &up)?);
                     if let Some(blob) = store.delete_upload(up.id)? {
-                        inner.blobs.remove(blob)?;
+                        self.vault.remove_blob_after_commit(blob);
                     }
                     self.vault.audit(
                         self.actor
@@ -549,7 +569,22 @@ impl Session {
         let (dst, dparent, dname) = self.resolve_inside(to, "rename onto")?;
         self.require(&src, Permission::Rename, from)?;
         if dst.folder.id != src.folder.id {
+            // Moving content into another folder makes it readable there and removes it here: the
+            // mover must be allowed to read and delete it at the source, and to write at the target.
+            self.require(&src, Permission::Read, from)?;
+            self.require(&src, Permission::Delete, from)?;
             self.require(&dst, Permission::Write, to)?;
+        }
+        if replace
+            && self
+                .vault
+                .inner
+                .store
+                .live_file(dst.folder.id, &dparent, &dname)?
+                .is_some()
+        {
+            // Overwriting destroys the existing file's key: that is a delete.
+            self.require(&dst, Permission::Delete, to)?;
         }
         self.require_parent(&dst, &dparent, to)?;
         let inner = &self.vault.inner;
@@ -571,7 +606,7 @@ impl Session {
                 )
                 .map_err(map)?;
             if let Some(blob) = replaced {
-                inner.blobs.remove(blob)?;
+                self.vault.remove_blob_after_commit(blob);
             }
         } else if store.dir_exists(src.folder.id, &sparent, &sname)? {
             if dst.folder.id != src.folder.id {

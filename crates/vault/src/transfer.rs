@@ -17,6 +17,12 @@ use crate::error::{Result, VaultError};
 use crate::session::{Actor, Session};
 use crate::Vault;
 
+/// Largest hole a write may leave beyond the current end. Clients write sequentially; a far-away
+/// offset would make the server encrypt and store gigabytes of zeros on a peer's whim.
+const MAX_HOLE: u64 = 64 * 1024 * 1024;
+/// Largest file Lockbox stores (per-organization quotas come later; this bounds a single upload).
+pub const MAX_FILE_SIZE: u64 = 1 << 40;
+
 /// How often (in bytes written) an upload's durable size is saved, so that after a server crash a
 /// client can resume near where it stopped instead of from zero.
 const PROGRESS_EVERY: u64 = 32 * 1024 * 1024;
@@ -28,11 +34,14 @@ pub const MAX_READ: usize = 1024 * 1024;
 /// smaller ones are not worth a thread.
 const HASH_THREAD_AFTER: u64 = 4 * 1024 * 1024;
 
+/// Chunks queued for the digest thread (~16 MiB with 255 KiB writes).
+const DIGEST_QUEUE: usize = 64;
+
 /// SHA-256 of an upload, computed as the content streams in (no second read of the file).
 enum StreamDigest {
     Inline(Sha256),
     Thread {
-        tx: std::sync::mpsc::Sender<Bytes>,
+        tx: std::sync::mpsc::SyncSender<Bytes>,
         join: std::thread::JoinHandle<Sha256>,
     },
     /// Content did not arrive in order from offset 0 (or was resumed): hash the stored file at commit.
@@ -45,7 +54,8 @@ impl StreamDigest {
             StreamDigest::Inline(h) if hashed_after > HASH_THREAD_AFTER => {
                 let mut h = std::mem::take(h);
                 h.update(data);
-                let (tx, rx) = std::sync::mpsc::channel::<Bytes>();
+                // Bounded: if hashing falls behind, the writer waits instead of queueing memory.
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(DIGEST_QUEUE);
                 let spawned = std::thread::Builder::new()
                     .name("lockbox-digest".into())
                     .spawn(move || {
@@ -90,6 +100,8 @@ pub(crate) struct UploadContext {
 /// saved; doors always call one of the two.
 pub struct WriteHandle {
     vault: Vault,
+    /// Held while open, so no second handle can write into the same staging blob.
+    _lease: UploadLease,
     ctx: UploadContext,
     upload: UploadRow,
     writer: EncryptedWriter<File>,
@@ -116,6 +128,7 @@ impl WriteHandle {
     ) -> Result<Self> {
         let writer = EncryptedWriter::create(file, key, upload.blob_id.0);
         Ok(WriteHandle {
+            _lease: UploadLease::take(vault, &upload)?,
             vault: vault.clone(),
             ctx,
             upload,
@@ -133,6 +146,7 @@ impl WriteHandle {
         let file = vault.inner.blobs.open_rw(upload.blob_id)?;
         let writer = EncryptedWriter::resume(file, key, upload.blob_id.0, upload.size);
         Ok(WriteHandle {
+            _lease: UploadLease::take(vault, &upload)?,
             vault: vault.clone(),
             saved_progress: upload.size,
             ctx,
@@ -165,6 +179,7 @@ impl WriteHandle {
     }
 
     pub fn write_at(&mut self, offset: u64, data: Bytes) -> Result<()> {
+        self.check_extent(offset, data.len() as u64)?;
         if offset == self.hashed {
             self.hashed += data.len() as u64;
             self.digest.update(&data, self.hashed);
@@ -192,7 +207,30 @@ impl WriteHandle {
         self.writer.len() == 0
     }
 
+    /// Refuses writes that would leave a large hole or exceed the size limit.
+    fn check_extent(&self, offset: u64, len: u64) -> Result<()> {
+        let end = offset
+            .checked_add(len)
+            .ok_or_else(|| VaultError::InvalidInput("write beyond the maximum file size".into()))?;
+        if offset > self.writer.len().saturating_add(MAX_HOLE) {
+            return Err(VaultError::InvalidInput(format!(
+                "write at offset {offset} would leave a hole of more than {} MiB",
+                MAX_HOLE >> 20
+            )));
+        }
+        if end > MAX_FILE_SIZE {
+            return Err(VaultError::LimitReached(format!(
+                "files are limited to {} GiB",
+                MAX_FILE_SIZE >> 30
+            )));
+        }
+        Ok(())
+    }
+
     pub fn truncate(&mut self, len: u64) -> Result<()> {
+        if len > self.writer.len() {
+            self.check_extent(len, 0)?;
+        }
         if len < self.hashed {
             self.digest = StreamDigest::Unavailable;
         }
@@ -218,6 +256,7 @@ impl WriteHandle {
     /// (whose key is destroyed).
     pub fn commit(self) -> Result<FileRow> {
         let WriteHandle {
+            _lease,
             vault,
             ctx,
             upload,
@@ -261,9 +300,11 @@ impl WriteHandle {
             .store
             .commit_upload(upload.id, len, &sha256, mtime)?;
         if let Some(blob) = replaced {
-            vault.inner.blobs.remove(blob)?;
+            vault.remove_blob_after_commit(blob);
         }
-        vault.audit_strict(
+        // The file is committed: a failure to record it is logged loudly (AUDIT WRITE FAILED) but
+        // must not tell the client that its completed upload failed.
+        vault.audit(
             ctx.actor
                 .event(Action::UploadCommitted, Outcome::Ok)
                 .target(&ctx.target)
@@ -272,7 +313,7 @@ impl WriteHandle {
                     "bytes_received": bytes_received, "replaced": replaced.is_some(),
                     "session": ctx.actor.session_id,
                 })),
-        )?;
+        );
         Ok(row)
     }
 
@@ -385,5 +426,44 @@ impl Vault {
             );
         }
         Ok(stale.len())
+    }
+}
+
+/// Marks an upload as open in this process. Uploads are only written by server sessions, so an
+/// in-memory registry is enough to stop two handles from sharing one staging blob and key.
+pub(crate) struct UploadLease {
+    vault: Vault,
+    id: lockbox_types::UploadId,
+}
+
+impl UploadLease {
+    pub(crate) fn take(vault: &Vault, upload: &UploadRow) -> Result<Self> {
+        let mut open = vault
+            .inner
+            .open_uploads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if !open.insert(upload.id) {
+            return Err(VaultError::AlreadyExists(format!(
+                "an upload to {:?} is already open in another session",
+                upload.name
+            )));
+        }
+        Ok(UploadLease {
+            vault: vault.clone(),
+            id: upload.id,
+        })
+    }
+}
+
+impl Drop for UploadLease {
+    fn drop(&mut self) {
+        let mut open = self
+            .vault
+            .inner
+            .open_uploads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        open.remove(&self.id);
     }
 }
