@@ -37,6 +37,15 @@ fn host_key(data_dir: &Path) -> Result<(PrivateKey, bool)> {
             .with_context(|| format!("cannot read SSH host key {}", path.display()))?;
         let key = PrivateKey::from_openssh(text)
             .with_context(|| format!("invalid SSH host key {}", path.display()))?;
+        // RSA private-key operations are exposed to the Marvin timing attack (RUSTSEC-2023-0071) in
+        // the only available implementation, so the host key must not be RSA.
+        if matches!(key.algorithm(), russh::keys::ssh_key::Algorithm::Rsa { .. }) {
+            anyhow::bail!(
+                "SSH host key {} is RSA, which Lockbox does not use (timing side channel in RSA signing); \
+                 replace it with an Ed25519 or ECDSA key, or remove it to have one generated",
+                path.display()
+            );
+        }
         return Ok((key, false));
     }
     let mut seed = [0u8; 32];
