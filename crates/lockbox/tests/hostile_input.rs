@@ -452,3 +452,402 @@ fn garbage_before_ssh_handshake_is_dropped() {
     }
     normal_client_works(&mut s, &key, "after garbage in place of the SSH handshake");
 }
+
+/// (apparent bytes, allocated bytes) of every regular file under `dir`.
+fn dir_usage(dir: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    walk_files(dir)
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .fold((0, 0), |(a, b), m| (a + m.len(), b + m.blocks() * 512))
+}
+
+/// The reply to one request on a raw session: STATUS (id, code, message); panics on anything else.
+fn status_reply(raw: &mut RawSftp, s: &TestServer, what: &str) -> (u32, u32, String) {
+    match raw.read_packet(Duration::from_secs(60)) {
+        Ok((STATUS, body)) => {
+            parse_status(&body).unwrap_or_else(|| panic!("{what}: malformed STATUS {body:?}"))
+        }
+        other => panic!("{what}: expected a STATUS, got {other:?}\n{}", s.log()),
+    }
+}
+
+fn open_handle(raw: &mut RawSftp, s: &TestServer, id: u32, path: &[u8], pflags: u32) -> Vec<u8> {
+    match raw.request(&open(id, path, pflags), Duration::from_secs(60)) {
+        Ok((HANDLE, body)) => parse_handle(&body).unwrap().1,
+        other => panic!(
+            "OPEN {} (pflags {pflags:#x}): expected a handle, got {other:?}\n{}",
+            String::from_utf8_lossy(path),
+            s.log()
+        ),
+    }
+}
+
+/// A WRITE far beyond the end of the file (which would leave a huge hole) is refused, on the WRITE itself or
+/// (write-behind) at the latest on CLOSE; the file is not committed and the disk does not fill up.
+#[test]
+fn write_leaving_a_huge_hole_is_refused_and_not_committed() {
+    let mut s = TestServer::start();
+    let key = s.setup_acme_alice();
+    normal_client_works(&mut s, &key, "before the hole writes");
+    let blobs = s.data_dir.join("blobs");
+    let (blobs_len0, blobs_alloc0) = dir_usage(&blobs);
+    let (_, data_alloc0) = dir_usage(&s.data_dir);
+
+    let chunk = vec![0x5Au8; 32 * 1024];
+    // (name, bytes written at 0 first, offset of the far write)
+    let cases: [(&str, usize, u64); 3] = [
+        ("hole-2p40.bin", 0, 1 << 40),
+        ("hole-1gib.bin", 0, 1 << 30),
+        ("hole-after-data.bin", 64 * 1024, 64 * 1024 + (1 << 30)),
+    ];
+    let mut raw = RawSftp::connect(s.port, "alice", &key);
+    raw.init();
+    let mut id = 100;
+    for (name, prefix, offset) in cases {
+        let path = format!("/home/{name}");
+        id += 10;
+        let h = open_handle(
+            &mut raw,
+            &s,
+            id,
+            path.as_bytes(),
+            WRITE_FLAG | CREAT | TRUNC,
+        );
+        let mut written = 0;
+        while written < prefix {
+            raw.send(&write(id + 1, &h, written as u64, &chunk))
+                .unwrap();
+            let (rid, code, msg) =
+                status_reply(&mut raw, &s, &format!("{name}: WRITE at {written}"));
+            assert_eq!(
+                (rid, code),
+                (id + 1, FX_OK),
+                "{name}: ordinary WRITE failed: {msg}"
+            );
+            written += chunk.len();
+        }
+        raw.send(&write(id + 2, &h, offset, &chunk)).unwrap();
+        let (rid, wcode, wmsg) = status_reply(&mut raw, &s, &format!("{name}: WRITE at {offset}"));
+        assert_eq!(rid, id + 2);
+        raw.send(&close(id + 3, &h)).unwrap();
+        let (rid, ccode, cmsg) = status_reply(&mut raw, &s, &format!("{name}: CLOSE"));
+        assert_eq!(rid, id + 3);
+        eprintln!("{name}: WRITE at {offset} -> {wcode} {wmsg:?}; CLOSE -> {ccode} {cmsg:?}");
+        assert!(
+            wcode != FX_OK || ccode != FX_OK,
+            "{name}: WRITE at offset {offset} and CLOSE both succeeded\n{}",
+            s.log()
+        );
+        s.assert_alive(&format!("after {name}"));
+    }
+    raw.finish();
+
+    // None of the files was committed.
+    let dl = s.dir.path().join("hole.dl");
+    let ls = s.sftp_ok("alice", Auth::Key(&key), "ls -ln /home\n");
+    for (name, _, _) in cases {
+        assert!(
+            ls_size(&ls, name).is_none(),
+            "{name} is listed after its CLOSE failed:\n{ls}"
+        );
+        let _ = std::fs::remove_file(&dl);
+        let o = s.sftp(
+            "alice",
+            Auth::Key(&key),
+            &format!("get /home/{name} {}\n", dl.display()),
+        );
+        assert!(
+            !o.status.success(),
+            "{name} can be downloaded after its CLOSE failed:\n{}",
+            describe(&o)
+        );
+    }
+
+    let (blobs_len1, blobs_alloc1) = dir_usage(&blobs);
+    let (_, data_alloc1) = dir_usage(&s.data_dir);
+    eprintln!(
+        "blobs: apparent {blobs_len0} -> {blobs_len1}, allocated {blobs_alloc0} -> {blobs_alloc1}; data dir allocated {data_alloc0} -> {data_alloc1}"
+    );
+    let limit = 8 * MIB as u64;
+    assert!(
+        blobs_len1 < blobs_len0 + limit && blobs_alloc1 < blobs_alloc0 + limit,
+        "data/blobs grew from {blobs_len0} (allocated {blobs_alloc0}) to {blobs_len1} (allocated {blobs_alloc1}) bytes"
+    );
+    assert!(
+        data_alloc1 < data_alloc0 + limit,
+        "the data directory grew from {data_alloc0} to {data_alloc1} allocated bytes"
+    );
+    normal_client_works(&mut s, &key, "after the hole writes");
+}
+
+/// Two write handles on the same upload in one session: the second OPEN (a resume, no TRUNC) is refused while
+/// the first is open; the first handle keeps working and commits.
+#[test]
+fn second_open_of_an_open_upload_is_refused() {
+    let s = TestServer::start();
+    let key = s.setup_acme_alice();
+    let mut raw = RawSftp::connect(s.port, "alice", &key);
+    raw.init();
+    let h1 = open_handle(&mut raw, &s, 1, b"/home/x.bin", WRITE_FLAG | CREAT);
+
+    raw.send(&open(2, b"/home/x.bin", WRITE_FLAG | CREAT))
+        .unwrap();
+    match raw.read_packet(Duration::from_secs(60)) {
+        Ok((STATUS, body)) => {
+            let (rid, code, msg) = parse_status(&body).unwrap();
+            assert_eq!(rid, 2);
+            assert_ne!(code, FX_OK, "second OPEN answered OK");
+            assert!(
+                msg.contains("already open"),
+                "second OPEN refused with code {code} but message {msg:?}"
+            );
+        }
+        Ok((HANDLE, body)) => panic!(
+            "second OPEN of /home/x.bin while the first handle is open got a handle {:?}",
+            parse_handle(&body)
+        ),
+        other => panic!("second OPEN: {other:?}\n{}", s.log()),
+    }
+
+    // The first handle still writes and commits.
+    let mut data = vec![0u8; 100 * 1024];
+    rand::rngs::OsRng.fill_bytes(&mut data);
+    let mut id = 10;
+    for (i, c) in data.chunks(32 * 1024).enumerate() {
+        id += 1;
+        raw.send(&write(id, &h1, (i * 32 * 1024) as u64, c))
+            .unwrap();
+        let (rid, code, msg) = status_reply(&mut raw, &s, "WRITE on the first handle");
+        assert_eq!((rid, code), (id, FX_OK), "WRITE on the first handle: {msg}");
+    }
+    raw.send(&close(50, &h1)).unwrap();
+    let (rid, code, msg) = status_reply(&mut raw, &s, "CLOSE of the first handle");
+    assert_eq!((rid, code), (50, FX_OK), "CLOSE of the first handle: {msg}");
+
+    // With the first handle closed, the path can be opened again.
+    let h3 = open_handle(&mut raw, &s, 60, b"/home/y.bin", WRITE_FLAG | CREAT);
+    raw.send(&close(61, &h3)).unwrap();
+    let (_, code, msg) = status_reply(&mut raw, &s, "CLOSE of y.bin");
+    assert_eq!(code, FX_OK, "{msg}");
+    let h4 = open_handle(&mut raw, &s, 62, b"/home/x.bin", READ_FLAG);
+    raw.send(&close(63, &h4)).unwrap();
+    let _ = status_reply(&mut raw, &s, "CLOSE of the read handle");
+    raw.finish();
+
+    let back = s.dir.path().join("x.back");
+    s.sftp_ok(
+        "alice",
+        Auth::Key(&key),
+        &format!("get /home/x.bin {}\n", back.display()),
+    );
+    assert_eq!(
+        std::fs::read(&back).unwrap(),
+        data,
+        "x.bin differs from what the first handle wrote"
+    );
+}
+
+/// 100 silent TCP connections from 127.0.0.1 (not even a version line) do not lock out a real client from the
+/// same address: the server drops the oldest unauthenticated connections beyond its per-address limit.
+#[test]
+fn silent_preauth_connections_from_the_same_address_are_evicted() {
+    use std::io::{ErrorKind, Read};
+    let mut s = TestServer::start();
+    let key = s.setup_acme_alice();
+    let target: SocketAddr = format!("127.0.0.1:{}", s.port).parse().unwrap();
+    const N: usize = 100;
+    let started = Instant::now();
+    let mut silent: Vec<TcpStream> = Vec::new();
+    for i in 0..N {
+        let c = TcpStream::connect_timeout(&target, Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("connect #{i}: {e}"));
+        silent.push(c);
+    }
+    s.assert_alive("with 100 silent connections");
+
+    // The real client from the same address logs in and transfers.
+    normal_client_works(
+        &mut s,
+        &key,
+        "while 100 silent connections from 127.0.0.1 are held",
+    );
+
+    // The server closed the oldest silent connections (read gives EOF or an error; data is its version line).
+    for c in &silent {
+        c.set_nonblocking(true).unwrap();
+    }
+    let mut closed = vec![false; N];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut buf = [0u8; 1024];
+    loop {
+        for (i, mut c) in silent.iter().enumerate() {
+            while !closed[i] {
+                match c.read(&mut buf) {
+                    Ok(0) => closed[i] = true,
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(_) => closed[i] = true,
+                }
+            }
+        }
+        if closed.iter().filter(|x| **x).count() >= N - 32 - 1 || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let elapsed = started.elapsed();
+    let n_closed = closed.iter().filter(|x| **x).count();
+    let first_open = closed.iter().position(|x| !*x);
+    eprintln!(
+        "silent connections: {n_closed} of {N} closed by the server after {elapsed:?}; first still open: {first_open:?}"
+    );
+    // Closing by login-grace timeout (30 s) would not show eviction; this check must run before it.
+    assert!(
+        elapsed < Duration::from_secs(25),
+        "inconclusive: the check ran {elapsed:?} after connecting, past the 30 s login grace"
+    );
+    assert!(
+        n_closed >= N - 32 - 1,
+        "only {n_closed} of {N} silent pre-auth connections from 127.0.0.1 were closed (per-address limit 32)"
+    );
+    assert!(
+        closed[..N / 2].iter().all(|x| *x),
+        "the oldest silent connections were not the ones evicted: {closed:?}"
+    );
+    drop(silent);
+    normal_client_works(&mut s, &key, "after the silent connections");
+}
+
+/// `ssh` with this harness' isolation options, public-key auth as `alice`, and the given multiplexing options.
+fn mux_ssh(port: u16, key: &Path, mux: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new("/usr/bin/ssh");
+    cmd.env_remove("SSH_AUTH_SOCK");
+    cmd.args([
+        "-F",
+        "/dev/null",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "ConnectTimeout=30",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "PreferredAuthentications=publickey",
+        "-o",
+        "BatchMode=yes",
+        "-i",
+    ])
+    .arg(key)
+    .args(mux)
+    .arg("-p")
+    .arg(port.to_string());
+    cmd
+}
+
+/// One SSH connection carries at most one session channel: a second `ssh -s sftp` multiplexed over an
+/// OpenSSH ControlMaster connection is refused, while the first keeps working.
+#[test]
+fn second_session_channel_on_one_connection_is_refused() {
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    let mut s = TestServer::start();
+    let key = s.setup_acme_alice();
+    let ctl_dir = tempfile::Builder::new()
+        .prefix("lb-mux-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let ctl = ctl_dir.path().join("c");
+    let ctl_s = ctl.to_str().unwrap().to_string();
+
+    // The master: authenticates, opens no channel of its own (-N).
+    let mut master = mux_ssh(
+        s.port,
+        &key,
+        &["-M", "-S", &ctl_s, "-o", "ControlPersist=no", "-N", "-T"],
+    );
+    master
+        .arg("alice@127.0.0.1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut master = master.spawn().unwrap();
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ctl.exists() {
+        if let Some(st) = master.try_wait().unwrap() {
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(master.stderr.as_mut().unwrap(), &mut err);
+            panic!(
+                "ssh master exited ({st}) before creating its control socket: {err}\n{}",
+                s.log()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ssh master: no control socket after 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _master = KillOnDrop(master);
+
+    // The multiplexed clients are pointed at a closed port: OpenSSH falls back to a direct connection when
+    // the master refuses, and that fallback must fail instead of opening a second connection.
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let sftp_over_mux = |stdin: Option<&[u8]>| {
+        let mut c = mux_ssh(
+            closed_port,
+            &key,
+            &["-S", &ctl_s, "-o", "ControlMaster=no", "-T", "-s"],
+        );
+        c.arg("alice@127.0.0.1").arg("sftp");
+        run_with_timeout(&mut c, stdin, Duration::from_secs(60))
+    };
+
+    // First session channel: a full SFTP exchange (INIT -> VERSION) works.
+    let first = sftp_over_mux(Some(&init()));
+    assert!(
+        contains_bytes(&first.stdout, &[VERSION]) && first.stdout.len() >= 9,
+        "first SFTP channel over the connection did not answer INIT:\n{}\n{}",
+        describe(&first),
+        s.log()
+    );
+    assert_eq!(first.stdout[4], VERSION, "{}", describe(&first));
+
+    // Second session channel on the same connection: refused (no VERSION, ssh reports the failed open).
+    let second = sftp_over_mux(Some(&init()));
+    assert!(
+        second.stdout.len() < 5 || second.stdout[4] != VERSION,
+        "a second session channel on one connection was served:\n{}",
+        describe(&second)
+    );
+    assert!(
+        !second.status.success(),
+        "second session channel: ssh succeeded:\n{}",
+        describe(&second)
+    );
+    assert!(
+        stderr_of(&second).contains("refused by peer"),
+        "second session channel: expected the server to refuse the channel open:\n{}",
+        describe(&second)
+    );
+    normal_client_works(&mut s, &key, "after the refused second channel");
+}

@@ -585,3 +585,315 @@ fn admin_cannot_log_in_over_sftp() {
     );
     assert_refused(&o, "admin scp");
 }
+
+/// `ls -ln DIR` as `user`; the (size, name) entries.
+fn listing(s: &TestServer, user: &str, key: &Path, dir: &str) -> String {
+    s.sftp_ok(user, Auth::Key(key), &format!("ls -ln {dir}\n"))
+}
+
+/// Moving a file into another folder needs `rename`, `read` and `delete` at the source and `write` at the
+/// destination; within one folder `rename` alone is enough.
+#[test]
+fn cross_folder_move_needs_read_and_delete_at_source() {
+    let s = TestServer::start();
+    s.create_org("acme");
+    s.create_folder("acme", "outbound");
+    s.create_folder("acme", "inbound");
+    let full = s.user_with_key("acme", "full");
+    s.grant_user("acme", "outbound", "full", "all");
+    s.grant_user("acme", "inbound", "full", "all");
+    // (user, perms on outbound)
+    let users = [
+        ("listrename", "list,rename"),
+        ("noread", "list,delete,rename"),
+        ("nodelete", "list,read,rename"),
+        ("mover", "read,delete,rename"),
+        ("renameonly", "rename"),
+    ];
+    let mut keys = Vec::new();
+    for (u, perms) in users {
+        let k = s.user_with_key("acme", u);
+        s.grant_user("acme", "outbound", u, perms);
+        keys.push(k);
+    }
+    // `mover` may only look into `inbound` (no write there).
+    s.grant_user("acme", "inbound", "mover", "list,read");
+    let key = |u: &str| keys[users.iter().position(|(n, _)| *n == u).unwrap()].as_path();
+
+    let local = s.dir.path().join("p.csv");
+    std::fs::write(&local, b"id,amount\n1,100\n2,200\n").unwrap();
+    let put_p = |name: &str| {
+        s.sftp_ok(
+            "full",
+            Auth::Key(&full),
+            &format!("put {} /outbound/{name}\n", local.display()),
+        );
+    };
+    put_p("p.csv");
+
+    // Refused: no read (list+rename), no read (delete+rename), no delete (read+rename) at the source.
+    for u in ["listrename", "noread", "nodelete"] {
+        let o = s.sftp(u, Auth::Key(key(u)), "rename /outbound/p.csv /home/p.csv\n");
+        assert_refused(&o, &format!("{u}: rename /outbound/p.csv /home/p.csv"));
+        let out = listing(&s, "full", &full, "/outbound");
+        assert_eq!(
+            ls_size(&out, "p.csv"),
+            Some(22),
+            "{u}: p.csv left /outbound despite the refusal:\n{out}"
+        );
+        let home = listing(&s, u, key(u), "/home");
+        assert!(
+            ls_size(&home, "p.csv").is_none(),
+            "{u}: p.csv appeared in /home despite the refusal:\n{home}"
+        );
+    }
+
+    // Refused: the destination folder lacks `write` (mover has only list,read on inbound).
+    let o = s.sftp(
+        "mover",
+        Auth::Key(key("mover")),
+        "rename /outbound/p.csv /inbound/p.csv\n",
+    );
+    assert_refused(&o, "mover: rename into a folder without write");
+    let out = listing(&s, "full", &full, "/inbound");
+    assert!(ls_size(&out, "p.csv").is_none(), "{out}");
+    let out = listing(&s, "full", &full, "/outbound");
+    assert_eq!(ls_size(&out, "p.csv"), Some(22), "{out}");
+
+    // Within one folder, `rename` alone suffices.
+    s.sftp_ok(
+        "renameonly",
+        Auth::Key(key("renameonly")),
+        "rename /outbound/p.csv /outbound/q.csv\n",
+    );
+    let out = listing(&s, "full", &full, "/outbound");
+    assert!(ls_size(&out, "p.csv").is_none(), "{out}");
+    assert_eq!(ls_size(&out, "q.csv"), Some(22), "{out}");
+    s.sftp_ok(
+        "listrename",
+        Auth::Key(key("listrename")),
+        "rename /outbound/q.csv /outbound/p.csv\n",
+    );
+
+    // read+delete+rename at the source (and the own home as destination): the move succeeds.
+    s.sftp_ok(
+        "mover",
+        Auth::Key(key("mover")),
+        "rename /outbound/p.csv /home/p.csv\n",
+    );
+    let out = listing(&s, "full", &full, "/outbound");
+    assert!(
+        ls_size(&out, "p.csv").is_none(),
+        "p.csv still in /outbound after the move:\n{out}"
+    );
+    let back = s.dir.path().join("p.back");
+    let home = s.sftp_ok(
+        "mover",
+        Auth::Key(key("mover")),
+        &format!("ls -ln /home\nget /home/p.csv {}\n", back.display()),
+    );
+    assert_eq!(ls_size(&home, "p.csv"), Some(22), "{home}");
+    assert_eq!(
+        std::fs::read(&back).unwrap(),
+        std::fs::read(&local).unwrap()
+    );
+}
+
+/// posix-rename@openssh.com request: `id, "posix-rename@openssh.com", from, to`.
+fn posix_rename(id: u32, from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut b = Vec::new();
+    fxp::put_u32(&mut b, id);
+    fxp::put_str(&mut b, b"posix-rename@openssh.com");
+    fxp::put_str(&mut b, from);
+    fxp::put_str(&mut b, to);
+    fxp::packet(fxp::EXTENDED, &b)
+}
+
+/// Renaming onto an existing file (posix-rename, which OpenSSH's `rename` uses when the server offers it)
+/// destroys that file: it needs `delete` on the destination folder.
+#[test]
+fn posix_rename_over_existing_file_needs_delete() {
+    let s = TestServer::start();
+    s.create_org("acme");
+    s.create_folder("acme", "shared");
+    let full = s.user_with_key("acme", "full");
+    s.grant_user("acme", "shared", "full", "all");
+    let nodel = s.user_with_key("acme", "nodel");
+    s.grant_user("acme", "shared", "nodel", "list,read,write,rename");
+    let withdel = s.user_with_key("acme", "withdel");
+    s.grant_user("acme", "shared", "withdel", "list,read,write,rename,delete");
+
+    let tmp = s.dir.path();
+    let a = tmp.join("a.txt");
+    let b = tmp.join("b.txt");
+    std::fs::write(&a, b"content of A\n").unwrap();
+    std::fs::write(&b, b"B: the file that must survive\n").unwrap();
+    s.sftp_ok(
+        "full",
+        Auth::Key(&full),
+        &format!(
+            "put {} /shared/a.txt\nput {} /shared/b.txt\n",
+            a.display(),
+            b.display()
+        ),
+    );
+    let check = |what: &str, want_a: bool, want_b: &[u8]| {
+        let back = tmp.join("check.back");
+        let _ = std::fs::remove_file(&back);
+        let out = s.sftp_ok(
+            "full",
+            Auth::Key(&full),
+            &format!("ls -ln /shared\nget /shared/b.txt {}\n", back.display()),
+        );
+        assert_eq!(
+            ls_size(&out, "a.txt").is_some(),
+            want_a,
+            "{what}: a.txt presence:\n{out}"
+        );
+        assert_eq!(
+            std::fs::read(&back).unwrap(),
+            want_b,
+            "{what}: content of b.txt"
+        );
+    };
+
+    // Through the OpenSSH client.
+    let o = s.sftp(
+        "nodel",
+        Auth::Key(&nodel),
+        "rename /shared/a.txt /shared/b.txt\n",
+    );
+    assert_refused(&o, "nodel: rename onto an existing file");
+    check(
+        "after sftp rename by nodel",
+        true,
+        &std::fs::read(&b).unwrap(),
+    );
+
+    // As a raw posix-rename request.
+    let mut raw = RawSftp::connect(s.port, "nodel", &nodel);
+    raw.init();
+    match raw.request(
+        &posix_rename(5, b"/shared/a.txt", b"/shared/b.txt"),
+        Duration::from_secs(30),
+    ) {
+        Ok((fxp::STATUS, body)) => {
+            let (id, code, msg) = fxp::parse_status(&body).unwrap();
+            assert_eq!(id, 5);
+            assert_ne!(
+                code,
+                fxp::FX_OK,
+                "posix-rename onto b.txt without delete succeeded"
+            );
+            assert_eq!(
+                code,
+                fxp::FX_PERMISSION_DENIED,
+                "posix-rename without delete: code {code} ({msg})"
+            );
+        }
+        other => panic!("posix-rename reply: {other:?}"),
+    }
+    raw.finish();
+    check(
+        "after raw posix-rename by nodel",
+        true,
+        &std::fs::read(&b).unwrap(),
+    );
+
+    // Control: nodel may still rename onto a free name (so the refusal above is about the overwrite).
+    s.sftp_ok(
+        "nodel",
+        Auth::Key(&nodel),
+        "rename /shared/a.txt /shared/a2.txt\nrename /shared/a2.txt /shared/a.txt\n",
+    );
+
+    // With delete the overwrite succeeds (this also proves the client used posix-rename: a plain SFTP
+    // RENAME onto an existing file fails regardless of permissions).
+    s.sftp_ok(
+        "withdel",
+        Auth::Key(&withdel),
+        "rename /shared/a.txt /shared/b.txt\n",
+    );
+    check(
+        "after rename by withdel",
+        false,
+        &std::fs::read(&a).unwrap(),
+    );
+}
+
+/// A user with only `write` on a folder (a drop box) learns nothing about other users' files there, but can
+/// upload.
+#[test]
+fn write_only_drop_box_hides_other_files() {
+    let s = TestServer::start();
+    s.create_org("acme");
+    s.create_folder("acme", "drop");
+    let owner = s.user_with_key("acme", "owner");
+    s.grant_user("acme", "drop", "owner", "all");
+    let dropper = s.user_with_key("acme", "dropper");
+    s.grant_user("acme", "drop", "dropper", "write");
+
+    let tmp = s.dir.path();
+    let other = tmp.join("other.txt");
+    std::fs::write(&other, b"someone else's committed file\n").unwrap();
+    s.sftp_ok(
+        "owner",
+        Auth::Key(&owner),
+        &format!("put {} /drop/other.txt\n", other.display()),
+    );
+
+    // Raw STAT / LSTAT of the existing file: exactly the answer for a name that does not exist.
+    let mut raw = RawSftp::connect(s.port, "dropper", &dropper);
+    raw.init();
+    let mut id = 1;
+    for path in [&b"/drop/other.txt"[..], b"/drop/never-existed.txt"] {
+        for ty in [fxp::STAT, fxp::LSTAT] {
+            match raw.request(&fxp::path_req(ty, id, path), Duration::from_secs(30)) {
+                Ok((fxp::STATUS, body)) => {
+                    let (rid, code, msg) = fxp::parse_status(&body).unwrap();
+                    assert_eq!(rid, id);
+                    assert_eq!(
+                        code,
+                        fxp::FX_NO_SUCH_FILE,
+                        "write-only user, {} {}: code {code} ({msg})",
+                        if ty == fxp::STAT { "STAT" } else { "LSTAT" },
+                        String::from_utf8_lossy(path)
+                    );
+                }
+                Ok((ty2, body)) => panic!(
+                    "write-only user, type {ty} of {}: got reply type {ty2} {body:?} (the file was revealed)",
+                    String::from_utf8_lossy(path)
+                ),
+                Err(e) => panic!("no reply to STAT: {e:?}\n{}", s.log()),
+            }
+            id += 1;
+        }
+    }
+    raw.finish();
+
+    // Through the OpenSSH client.
+    let o = s.sftp("dropper", Auth::Key(&dropper), "ls -l /drop/other.txt\n");
+    assert_refused(&o, "write-only user: ls -l /drop/other.txt");
+    assert!(
+        parse_ls_ln(&stdout_of(&o)).is_empty(),
+        "write-only user got a listing entry:\n{}",
+        describe(&o)
+    );
+    assert!(
+        stderr_of(&o).contains("No such file") || stderr_of(&o).contains("not found"),
+        "write-only user: expected 'no such file':\n{}",
+        describe(&o)
+    );
+
+    // Uploading still works, and the owner sees the upload.
+    let mine = tmp.join("mine.txt");
+    std::fs::write(&mine, b"dropped off\n").unwrap();
+    s.sftp_ok(
+        "dropper",
+        Auth::Key(&dropper),
+        &format!("put {} /drop/mine.txt\n", mine.display()),
+    );
+    let out = listing(&s, "owner", &owner, "/drop");
+    assert_eq!(ls_size(&out, "mine.txt"), Some(12), "{out}");
+    assert_eq!(ls_size(&out, "other.txt"), Some(30), "{out}");
+}
