@@ -1,0 +1,1 @@
+//! gzip/zip containers (placeholder: being written).
