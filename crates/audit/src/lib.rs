@@ -59,6 +59,7 @@ pub enum Action {
     GrantSet,
     GrantRemoved,
     AuditExported,
+    InventoryRescanned,
 }
 
 impl Action {
@@ -94,6 +95,7 @@ impl Action {
             Action::GrantSet => "grant_set",
             Action::GrantRemoved => "grant_removed",
             Action::AuditExported => "audit_exported",
+            Action::InventoryRescanned => "inventory_rescanned",
         }
     }
 }

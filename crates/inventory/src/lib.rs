@@ -47,3 +47,7 @@ pub struct ParseOutcome {
     pub records: u64,
     pub status: ScanStatus,
 }
+
+/// Version of the classifier rules. Raise it when parsers change what they find; `lockbox inventory
+/// rescan` then rescans files inventoried by an older version.
+pub const CLASSIFIER_VERSION: i64 = 1;

@@ -14,6 +14,7 @@ use serde_json::json;
 
 mod config;
 mod output;
+mod scan;
 mod serve;
 
 use output::{print_rows, Out};
@@ -66,6 +67,22 @@ enum Command {
     /// The tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// The PHI inventory of stored files.
+    #[command(subcommand)]
+    Inventory(InventoryCmd),
+    /// Scan local files for PHI without storing anything (offline).
+    Scan {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum InventoryCmd {
+    /// Scan stored files that have no inventory from the current classifier.
+    Rescan,
+    /// Show what is known about one stored file: ORG/FOLDER/PATH (home folders are `home.USER`).
+    Show { path: String },
 }
 
 #[derive(Subcommand)]
@@ -228,13 +245,42 @@ fn run(cli: Cli) -> Result<()> {
         cli.key_file.clone(),
     )?;
     let out = Out { json: cli.json };
+    if let Command::Scan { files } = &cli.command {
+        return scan::run(&out, files);
+    }
     if let Command::Serve(args) = cli.command {
         return serve::run(settings, args);
     }
     let (vault, _) = Vault::open(settings.vault_config())?;
     let actor = AdminActor::cli();
     match cli.command {
-        Command::Serve(_) => unreachable!("handled above"),
+        Command::Serve(_) | Command::Scan { .. } => unreachable!("handled above"),
+        Command::Inventory(InventoryCmd::Rescan) => {
+            let r = vault.rescan_inventory(&actor)?;
+            out.done(
+                &format!(
+                    "rescanned {} files ({} partial, {} opaque, {} failed)",
+                    r.scanned, r.partial, r.opaque, r.failed
+                ),
+                &r,
+            );
+        }
+        Command::Inventory(InventoryCmd::Show { path }) => {
+            let v = vault.inventory_show(&path)?;
+            if out.json {
+                out.done("", &v);
+            } else {
+                println!("{}  ({} bytes, sha256 {})", v.path, v.size, v.sha256);
+                let inner = if v.inner_formats.is_empty() { String::new() } else { format!(" [{}]", v.inner_formats.join(", ")) };
+                println!("format {}{}, scan {}{}", v.format, inner, v.status, v.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default());
+                println!("{} records, {} people", v.records, v.persons);
+                for (e, n) in &v.element_counts {
+                    println!("  {e:<24} {n}");
+                }
+                let states: Vec<String> = v.persons_by_state.iter().map(|(s, n)| format!("{s} {n}")).collect();
+                println!("people by state: {}", states.join(", "));
+            }
+        }
         Command::Org(OrgCmd::Create { name }) => {
             let org = vault.create_org(&actor, &name)?;
             out.done(&format!("created organization {}", org.name), &org);

@@ -134,3 +134,30 @@ pub struct AuditRow {
     pub prev_hash: String,
     pub hash: String,
 }
+
+/// The inventory of one committed file version (what kind of file, how the scan went, counts).
+#[derive(Debug, Clone, Serialize)]
+pub struct InventoryRow {
+    pub file_id: FileId,
+    pub format: String,
+    /// JSON array of the formats found inside containers.
+    pub inner_formats: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub records: u64,
+    pub persons: u64,
+    /// JSON object: element name → number of people with it.
+    pub element_counts: String,
+    pub classifier_version: i64,
+    pub scanned_at: i64,
+}
+
+/// One person found in a file: keyed fingerprints only, never plaintext.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonRow {
+    pub fp_ssn: Option<[u8; 32]>,
+    pub fp_name_dob: Option<[u8; 32]>,
+    pub fp_other: Option<[u8; 32]>,
+    pub state: Option<String>,
+    pub elements: u32,
+}

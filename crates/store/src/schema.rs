@@ -1,6 +1,6 @@
 //! The SQLite schema and its version. Migrations are append-only: a new version adds a step.
 
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 pub const SCHEMA_V1: &str = r#"
 CREATE TABLE orgs (
@@ -106,4 +106,32 @@ CREATE TABLE audit_log (
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL
 );
+"#;
+
+/// v2: the PHI inventory. One row per scanned file version, and one row per person found in it
+/// holding only keyed fingerprints, the state of residence and which data elements were present.
+pub const SCHEMA_V2: &str = r#"
+CREATE TABLE file_inventory (
+    file_id INTEGER PRIMARY KEY REFERENCES files(id),
+    format TEXT NOT NULL,
+    inner_formats TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('complete', 'partial', 'opaque')),
+    reason TEXT,
+    records INTEGER NOT NULL,
+    persons INTEGER NOT NULL,
+    element_counts TEXT NOT NULL,
+    classifier_version INTEGER NOT NULL,
+    scanned_at INTEGER NOT NULL
+);
+CREATE TABLE file_persons (
+    file_id INTEGER NOT NULL REFERENCES files(id),
+    fp_ssn BLOB,
+    fp_name_dob BLOB,
+    fp_other BLOB,
+    state TEXT,
+    elements INTEGER NOT NULL
+);
+CREATE INDEX file_persons_by_file ON file_persons (file_id);
+CREATE INDEX file_persons_by_ssn ON file_persons (fp_ssn) WHERE fp_ssn IS NOT NULL;
+CREATE INDEX file_persons_by_name_dob ON file_persons (fp_name_dob) WHERE fp_name_dob IS NOT NULL;
 "#;

@@ -9,7 +9,7 @@ use lockbox_types::{FileId, FolderId, GroupId, OrgId, PermissionSet, Role, Uploa
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use crate::rows::*;
-use crate::schema::{SCHEMA_V1, SCHEMA_VERSION};
+use crate::schema::{SCHEMA_V1, SCHEMA_V2, SCHEMA_VERSION};
 use crate::{now_unix, BlobId, Result, StoreError};
 
 /// How long a writer waits for another process (the CLI, a second server) to finish its transaction.
@@ -144,11 +144,14 @@ impl SqliteStore {
                 known: SCHEMA_VERSION,
             });
         }
-        if version < 1 {
-            let tx = conn.unchecked_transaction()?;
-            tx.execute_batch(SCHEMA_V1)?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-            tx.commit()?;
+        // Migrations run in order, each in its own transaction, from whatever version is on disk.
+        for (target, sql) in [(1, SCHEMA_V1), (2, SCHEMA_V2)] {
+            if version < target {
+                let tx = conn.unchecked_transaction()?;
+                tx.execute_batch(sql)?;
+                tx.pragma_update(None, "user_version", target)?;
+                tx.commit()?;
+            }
         }
         Ok(SqliteStore {
             conn: Mutex::new(conn),
@@ -1025,6 +1028,105 @@ impl SqliteStore {
         let c = self.conn();
         let mut st = c.prepare(sql)?;
         let rows = st.query_map(params![before], upload_from)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    // ---- PHI inventory ----
+
+    /// Stores (or replaces) a file's inventory and its people in one transaction.
+    pub fn save_inventory(&self, row: &InventoryRow, persons: &[PersonRow]) -> Result<()> {
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute("DELETE FROM file_persons WHERE file_id = ?1", params![row.file_id.0])?;
+        tx.execute(
+            "INSERT OR REPLACE INTO file_inventory (file_id, format, inner_formats, status, reason, records, persons, \
+             element_counts, classifier_version, scanned_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                row.file_id.0,
+                row.format,
+                row.inner_formats,
+                row.status,
+                row.reason,
+                row.records as i64,
+                row.persons as i64,
+                row.element_counts,
+                row.classifier_version,
+                row.scanned_at
+            ],
+        )?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO file_persons (file_id, fp_ssn, fp_name_dob, fp_other, state, elements) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for p in persons {
+                st.execute(params![
+                    row.file_id.0,
+                    p.fp_ssn.as_ref().map(|f| f.as_slice()),
+                    p.fp_name_dob.as_ref().map(|f| f.as_slice()),
+                    p.fp_other.as_ref().map(|f| f.as_slice()),
+                    p.state,
+                    p.elements
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn inventory(&self, file: FileId) -> Result<Option<InventoryRow>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT file_id, format, inner_formats, status, reason, records, persons, element_counts, \
+                 classifier_version, scanned_at FROM file_inventory WHERE file_id = ?1",
+                params![file.0],
+                |r| {
+                    Ok(InventoryRow {
+                        file_id: FileId(r.get(0)?),
+                        format: r.get(1)?,
+                        inner_formats: r.get(2)?,
+                        status: r.get(3)?,
+                        reason: r.get(4)?,
+                        records: r.get::<_, i64>(5)?.max(0) as u64,
+                        persons: r.get::<_, i64>(6)?.max(0) as u64,
+                        element_counts: r.get(7)?,
+                        classifier_version: r.get(8)?,
+                        scanned_at: r.get(9)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn inventory_persons(&self, file: FileId) -> Result<Vec<PersonRow>> {
+        let c = self.conn();
+        let mut st = c.prepare_cached(
+            "SELECT fp_ssn, fp_name_dob, fp_other, state, elements FROM file_persons WHERE file_id = ?1",
+        )?;
+        let fp = |v: Option<Vec<u8>>| v.and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok());
+        let rows = st.query_map(params![file.0], |r| {
+            Ok(PersonRow {
+                fp_ssn: fp(r.get(0)?),
+                fp_name_dob: fp(r.get(1)?),
+                fp_other: fp(r.get(2)?),
+                state: r.get(3)?,
+                elements: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Live files with no inventory, or one made by an older classifier.
+    pub fn files_needing_scan(&self, classifier_version: i64) -> Result<Vec<FileRow>> {
+        let c = self.conn();
+        let mut st = c.prepare(concat!(
+            "SELECT ",
+            file_cols!(),
+            " FROM files WHERE deleted_at IS NULL AND id NOT IN \
+             (SELECT file_id FROM file_inventory WHERE classifier_version >= ?1) ORDER BY id"
+        ))?;
+        let rows = st.query_map(params![classifier_version], file_from)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 

@@ -17,7 +17,9 @@ use lockbox_store::{BlobStore, LocalBlobStore, SqliteStore};
 pub mod admin;
 pub mod auth;
 pub mod config;
+mod content;
 pub mod error;
+pub mod inventory;
 pub mod session;
 pub mod transfer;
 
@@ -42,6 +44,9 @@ pub(crate) struct Inner {
     pub(crate) open_uploads: std::sync::Mutex<std::collections::HashSet<lockbox_types::UploadId>>,
     /// Bounds concurrent Argon2 verifications (19 MiB each) so a login flood cannot exhaust memory.
     pub(crate) hashing: auth::HashingSlots,
+    /// HMAC key for the inventory's person fingerprints, derived from the key provider (never a file
+    /// key), so fingerprints cannot be brute-forced from the database alone.
+    pub(crate) fingerprint_key: [u8; 32],
 }
 
 /// A handle on the vault; cheap to clone, shared by all doors and sessions.
@@ -94,7 +99,9 @@ impl Vault {
         let blobs: Arc<dyn BlobStore> =
             Arc::new(LocalBlobStore::open(&config.data_dir.join("blobs"))?);
         let audit = AuditLog::new(store.clone());
+        let fingerprint_key = keys.derive_key("inventory-fingerprint-v1")?;
         let inner = Inner {
+            fingerprint_key,
             config,
             store,
             blobs,

@@ -11,8 +11,8 @@ use lockbox_audit::{Action, Outcome};
 use lockbox_crypto::{DataKey, EncryptedReader, EncryptedWriter, WrappedKey, CHUNK_SIZE};
 use lockbox_store::{FileRow, UploadRow};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
+use crate::content::{ContentAnalysis, ContentFindings, ContentTap};
 use crate::error::{Result, VaultError};
 use crate::session::{Actor, Session};
 use crate::Vault;
@@ -30,67 +30,6 @@ const PROGRESS_EVERY: u64 = 32 * 1024 * 1024;
 /// Largest single read we serve; protocol limits are lower, this guards the allocation.
 pub const MAX_READ: usize = 1024 * 1024;
 
-/// Uploads larger than this hash on their own thread, in parallel with encryption and disk writes;
-/// smaller ones are not worth a thread.
-const HASH_THREAD_AFTER: u64 = 4 * 1024 * 1024;
-
-/// Chunks queued for the digest thread (~16 MiB with 255 KiB writes).
-const DIGEST_QUEUE: usize = 64;
-
-/// SHA-256 of an upload, computed as the content streams in (no second read of the file).
-enum StreamDigest {
-    Inline(Sha256),
-    Thread {
-        tx: std::sync::mpsc::SyncSender<Bytes>,
-        join: std::thread::JoinHandle<Sha256>,
-    },
-    /// Content did not arrive in order from offset 0 (or was resumed): hash the stored file at commit.
-    Unavailable,
-}
-
-impl StreamDigest {
-    fn update(&mut self, data: &Bytes, hashed_after: u64) {
-        match self {
-            StreamDigest::Inline(h) if hashed_after > HASH_THREAD_AFTER => {
-                let mut h = std::mem::take(h);
-                h.update(data);
-                // Bounded: if hashing falls behind, the writer waits instead of queueing memory.
-                let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(DIGEST_QUEUE);
-                let spawned = std::thread::Builder::new()
-                    .name("lockbox-digest".into())
-                    .spawn(move || {
-                        for chunk in rx {
-                            h.update(&chunk);
-                        }
-                        h
-                    });
-                *self = match spawned {
-                    Ok(join) => StreamDigest::Thread { tx, join },
-                    Err(_) => StreamDigest::Unavailable,
-                };
-            }
-            StreamDigest::Inline(h) => h.update(data),
-            StreamDigest::Thread { tx, .. } => {
-                if tx.send(data.clone()).is_err() {
-                    *self = StreamDigest::Unavailable;
-                }
-            }
-            StreamDigest::Unavailable => {}
-        }
-    }
-
-    fn finish(self) -> Option<String> {
-        match self {
-            StreamDigest::Inline(h) => Some(hex::encode(h.finalize())),
-            StreamDigest::Thread { tx, join } => {
-                drop(tx);
-                join.join().ok().map(|h| hex::encode(h.finalize()))
-            }
-            StreamDigest::Unavailable => None,
-        }
-    }
-}
-
 pub(crate) struct UploadContext {
     pub(crate) actor: Arc<Actor>,
     pub(crate) target: String,
@@ -105,8 +44,8 @@ pub struct WriteHandle {
     ctx: UploadContext,
     upload: UploadRow,
     writer: EncryptedWriter<File>,
-    /// SHA-256 of the content while it arrives in order from offset 0.
-    digest: StreamDigest,
+    /// Digest and PHI inventory of the content while it arrives in order from offset 0.
+    content: ContentTap,
     hashed: u64,
     saved_progress: u64,
     mtime: Option<i64>,
@@ -133,7 +72,7 @@ impl WriteHandle {
             ctx,
             upload,
             writer,
-            digest: StreamDigest::Inline(Sha256::new()),
+            content: ContentTap::new(vault.inner.fingerprint_key),
             hashed: 0,
             saved_progress: 0,
             mtime: None,
@@ -152,7 +91,7 @@ impl WriteHandle {
             ctx,
             upload,
             writer,
-            digest: StreamDigest::Unavailable,
+            content: ContentTap::Unavailable,
             hashed: 0,
             mtime: None,
             bytes_received: 0,
@@ -182,9 +121,9 @@ impl WriteHandle {
         self.check_extent(offset, data.len() as u64)?;
         if offset == self.hashed {
             self.hashed += data.len() as u64;
-            self.digest.update(&data, self.hashed);
+            self.content.update(&data, self.hashed);
         } else {
-            self.digest = StreamDigest::Unavailable;
+            self.content = ContentTap::Unavailable;
         }
         self.writer.write_at(offset, &data)?;
         self.bytes_received += data.len() as u64;
@@ -232,7 +171,7 @@ impl WriteHandle {
             self.check_extent(len, 0)?;
         }
         if len < self.hashed {
-            self.digest = StreamDigest::Unavailable;
+            self.content = ContentTap::Unavailable;
         }
         self.writer.truncate(len)?;
         Ok(())
@@ -261,39 +200,25 @@ impl WriteHandle {
             ctx,
             upload,
             writer,
-            digest,
+            content,
             hashed,
             mtime,
             bytes_received,
             ..
         } = self;
         let (file, len) = writer.finish()?;
-        let streamed = digest.finish();
-        let sha256 = match streamed {
-            Some(d) if hashed == len => d,
+        let streamed = content.finish();
+        let findings = match streamed {
+            Some(f) if hashed == len => f,
             _ => {
-                // Out-of-order or resumed upload: hash what was actually stored.
-                tracing::debug!(
-                    size = len,
-                    streamed_bytes = hashed,
-                    "digest not streamed; hashing the stored file"
-                );
+                // Out-of-order or resumed upload: analyse what was actually stored (one read).
+                tracing::debug!(size = len, streamed_bytes = hashed, "content not streamed in order; reading the stored file");
                 let key = unwrap_key(&vault, &upload.wrapped_key, &upload.blob_id.0)?;
                 let reader = EncryptedReader::new(file, key, upload.blob_id.0, len);
-                let mut h = Sha256::new();
-                let mut buf = vec![0u8; CHUNK_SIZE * 4];
-                let mut off = 0u64;
-                loop {
-                    let n = reader.read_at(off, &mut buf)?;
-                    if n == 0 {
-                        break;
-                    }
-                    h.update(buf.get(..n).unwrap_or_default());
-                    off += n as u64;
-                }
-                hex::encode(h.finalize())
+                analyse_stored(&vault, &reader)?
             }
         };
+        let sha256 = findings.sha256.clone();
         let mtime = mtime.unwrap_or_else(Session::now);
         let (row, replaced) = vault
             .inner
@@ -302,6 +227,7 @@ impl WriteHandle {
         if let Some(blob) = replaced {
             vault.remove_blob_after_commit(blob);
         }
+        let inventory = vault.save_inventory(row.id, &findings);
         // The file is committed: a failure to record it is logged loudly (AUDIT WRITE FAILED) but
         // must not tell the client that its completed upload failed.
         vault.audit(
@@ -311,6 +237,7 @@ impl WriteHandle {
                 .detail(json!({
                     "file_id": row.id.0, "size": len, "sha256": sha256,
                     "bytes_received": bytes_received, "replaced": replaced.is_some(),
+                    "inventory": inventory,
                     "session": ctx.actor.session_id,
                 })),
         );
@@ -466,4 +393,20 @@ impl Drop for UploadLease {
             .unwrap_or_else(|p| p.into_inner());
         open.remove(&self.id);
     }
+}
+
+/// Reads a stored file once through the content analysis (digest + inventory).
+pub(crate) fn analyse_stored<R: lockbox_crypto::RandomAccess>(vault: &Vault, reader: &EncryptedReader<R>) -> Result<ContentFindings> {
+    let mut analysis = ContentAnalysis::new(vault.inner.fingerprint_key);
+    let mut buf = vec![0u8; CHUNK_SIZE * 4];
+    let mut off = 0u64;
+    loop {
+        let n = reader.read_at(off, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        analysis.update(buf.get(..n).unwrap_or_default());
+        off += n as u64;
+    }
+    Ok(analysis.finish())
 }
