@@ -187,6 +187,10 @@ pub async fn serve(
             drop(socket);
             continue;
         };
+        // Registered here, in accept order, so "evict the oldest" really means the oldest.
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let evict = Arc::new(Notify::new());
+        shared.preauth.admit(id, peer.ip(), evict.clone(), &shared.cfg);
         let shared = shared.clone();
         let config = config.clone();
         tokio::spawn(async move {
@@ -194,7 +198,7 @@ pub async fn serve(
             if let Err(e) = socket.set_nodelay(true) {
                 tracing::debug!(error = %e, "set_nodelay failed");
             }
-            connection(shared, config, socket, peer).await;
+            connection(shared, config, socket, peer, id, evict).await;
         });
     }
 }
@@ -204,13 +208,10 @@ async fn connection(
     config: Arc<russh::server::Config>,
     socket: tokio::net::TcpStream,
     peer: SocketAddr,
+    id: u64,
+    evict: Arc<Notify>,
 ) {
-    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    let evict = Arc::new(Notify::new());
     let authed = Arc::new(AtomicBool::new(false));
-    shared
-        .preauth
-        .admit(id, peer.ip(), evict.clone(), &shared.cfg);
     let handler = SshHandler {
         shared: shared.clone(),
         conn_id: id,
