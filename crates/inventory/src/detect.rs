@@ -10,8 +10,8 @@
 //! 3. Encrypted or unsupported wrappers -> `Opaque`: ASCII-armored PGP (`-----BEGIN PGP`), binary
 //!    OpenPGP packets (PKESK/SKESK/SEIPD tags with a plausible version byte), age (binary and armored),
 //!    openssl enc (`Salted__`), bzip2/xz/zstd/7z, PDF, UTF-16 text.
-//! 4. Text: after an optional UTF-8 BOM and whitespace, `ISA` + separator -> `X12`; `MSH`/`FHS`/`BHS`
-//!    + separator (optionally after the MLLP start byte 0x0B) -> `Hl7`; `{` or `[` -> `Json`, or
+//! 4. Text: after an optional UTF-8 BOM and whitespace, `ISA` and a separator -> `X12`; `MSH`/`FHS`/`BHS`
+//!    and a separator (optionally after the MLLP start byte 0x0B) -> `Hl7`; `{` or `[` -> `Json`, or
 //!    `Ndjson` when the first line is a complete JSON object and the next non-empty line starts with `{`.
 //! 5. Text with a consistent delimiter (`csv::sniff_delimiter`) -> `Delimited(delimiter)`.
 //! 6. Other text (valid UTF-8, or legacy 8-bit text with few control bytes) -> `Text`.
@@ -81,10 +81,10 @@ fn is_space(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\r' | b'\n' | 0x0C)
 }
 
-/// A segment/field separator right after a tag (`ISA*`, `MSH|`): printable punctuation, not a letter,
-/// digit or space.
+/// A segment/field separator right after a tag (`ISA*`, `MSH|`, or a control byte such as 0x1D): not a
+/// letter, digit or whitespace.
 fn is_separator(c: Option<&u8>) -> bool {
-    c.is_some_and(|c| c.is_ascii_punctuation())
+    c.is_some_and(|c| !c.is_ascii_alphanumeric() && !c.is_ascii_whitespace() && *c != 0)
 }
 
 /// Detects the format of a file from its first bytes (see the module documentation for the rules).
@@ -325,6 +325,8 @@ mod tests {
         assert_eq!(sniff(b"ISA*00*          *00*"), Detected::X12);
         assert_eq!(sniff(b"\xEF\xBB\xBF\r\nISA|00|"), Detected::X12);
         assert_ne!(sniff(b"ISAAC,NEWTON\n"), Detected::X12);
+        assert_ne!(sniff(b"ISA IS A WORD\n"), Detected::X12);
+        assert_eq!(sniff(b"ISA\x1d00\x1d"), Detected::X12);
         assert_eq!(sniff(b"MSH|^~\\&|SENDER"), Detected::Hl7);
         assert_eq!(sniff(b"\x0bMSH|^~\\&|SENDER"), Detected::Hl7);
         assert_eq!(sniff(b"FHS|^~\\&|"), Detected::Hl7);

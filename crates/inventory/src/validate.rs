@@ -72,6 +72,10 @@ pub fn mbi(s: &str) -> Option<String> {
 /// plus digit), or the railroad form (1-3 letters then 6 or 9 digits).
 pub fn hicn(s: &str) -> Option<String> {
     let v: String = s.trim().chars().filter(|c| *c != '-' && *c != ' ').collect::<String>().to_ascii_uppercase();
+    // Byte offsets below assume ASCII; anything else is not an HICN (and must not split a character).
+    if !v.is_ascii() {
+        return None;
+    }
     if v.len() >= 10 && v.len() <= 11 {
         let (num, code) = v.split_at(9);
         let cb = code.as_bytes();
@@ -335,5 +339,7 @@ mod tests {
         assert_eq!(hicn("123456789C1").as_deref(), Some("123456789C1"));
         assert_eq!(hicn("A123456").as_deref(), Some("A123456"));
         assert_eq!(hicn("000000000A"), None);
+        assert_eq!(hicn("1GTE5MK\u{FFFD}3"), None, "non-ASCII must not panic");
+        assert_eq!(hicn("12345678\u{e9}A"), None);
     }
 }

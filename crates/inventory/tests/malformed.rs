@@ -1,5 +1,6 @@
 //! Hostile and broken input: the scanner never panics, keeps memory bounded, and says what it could not
 //! read (`Partial`/`Opaque` with a reason) instead of calling the file clean.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! The scanner end to end: detection, parsers behind it, containers, chunking.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
 

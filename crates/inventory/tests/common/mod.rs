@@ -1,5 +1,5 @@
 //! Shared helpers for the scanner tests: inline synthetic fixtures and container builders.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::io::Write;
 
