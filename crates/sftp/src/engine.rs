@@ -90,6 +90,20 @@ enum Job {
     },
 }
 
+impl Job {
+    /// The request id and permit, to answer a job that could not be routed.
+    fn into_reply(self) -> (u32, OwnedSemaphorePermit) {
+        match self {
+            Job::Read { id, permit, .. }
+            | Job::Write { id, permit, .. }
+            | Job::Fstat { id, permit }
+            | Job::Setstat { id, permit, .. }
+            | Job::Fsync { id, permit }
+            | Job::Close { id, permit } => (id, permit),
+        }
+    }
+}
+
 enum Handle {
     /// A download: its worker's queue, and the version's size and mtime for FSTAT.
     Read {
@@ -390,6 +404,14 @@ async fn read_loop<R: AsyncRead + Unpin>(
     }
 }
 
+/// Answers a job that no file worker took (unknown handle, or the wrong kind of handle).
+fn refuse_unrouted(state: &Arc<State>, routed: Result<(), Job>, message: &str) {
+    if let Err(job) = routed {
+        let (id, permit) = job.into_reply();
+        state.send(status(id, StatusCode::Failure, message), Some(permit));
+    }
+}
+
 /// Routes one request: upload-handle operations to their ordered worker, the rest to a task.
 fn dispatch(state: &Arc<State>, req: Request, permit: OwnedSemaphorePermit) {
     let handle_job = |handle: &[u8], job: Job| -> Result<(), Job> {
@@ -410,25 +432,17 @@ fn dispatch(state: &Arc<State>, req: Request, permit: OwnedSemaphorePermit) {
             offset,
             len,
         } => {
-            match handle_job(
-                &handle,
-                Job::Read {
-                    id,
-                    offset,
-                    len,
-                    permit,
-                },
-            ) {
-                Ok(()) => return,
-                Err(Job::Read { permit, .. }) => {
-                    state.send(
-                        status(id, StatusCode::Failure, "not a handle open for reading"),
-                        Some(permit),
-                    );
-                    return;
-                }
-                Err(_) => return,
-            }
+            let job = Job::Read {
+                id,
+                offset,
+                len,
+                permit,
+            };
+            return refuse_unrouted(
+                state,
+                handle_job(&handle, job),
+                "not a handle open for reading",
+            );
         }
         Request::Write {
             id,
@@ -436,25 +450,17 @@ fn dispatch(state: &Arc<State>, req: Request, permit: OwnedSemaphorePermit) {
             offset,
             data,
         } => {
-            match handle_job(
-                &handle,
-                Job::Write {
-                    id,
-                    offset,
-                    data,
-                    permit,
-                },
-            ) {
-                Ok(()) => return,
-                Err(Job::Write { permit, .. }) => {
-                    state.send(
-                        status(id, StatusCode::Failure, "not a handle open for writing"),
-                        Some(permit),
-                    );
-                    return;
-                }
-                Err(_) => return,
-            }
+            let job = Job::Write {
+                id,
+                offset,
+                data,
+                permit,
+            };
+            return refuse_unrouted(
+                state,
+                handle_job(&handle, job),
+                "not a handle open for writing",
+            );
         }
         Request::Fstat { id, handle } => match handle_job(&handle, Job::Fstat { id, permit }) {
             Ok(()) => return,
