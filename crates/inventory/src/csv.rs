@@ -473,27 +473,43 @@ fn role_of_norm(n: &str) -> Role {
 // Value checks and the person builder (shared with json.rs)
 // ---------------------------------------------------------------------------------------------------
 
+const NULL_WORDS: [&str; 13] = [
+    "n/a",
+    "na",
+    "null",
+    "none",
+    "nil",
+    "unknown",
+    "unk",
+    "-",
+    "--",
+    "?",
+    "tbd",
+    "redacted",
+    "undefined",
+];
+
+/// A placeholder instead of a value (case-insensitive, ASCII).
 fn null_word(v: &str) -> bool {
-    matches!(
-        v.to_ascii_lowercase().as_str(),
-        "n/a"
-            | "na"
-            | "null"
-            | "none"
-            | "nil"
-            | "unknown"
-            | "unk"
-            | "-"
-            | "--"
-            | "?"
-            | "tbd"
-            | "redacted"
-            | "undefined"
-    )
+    v.len() <= 9 && NULL_WORDS.iter().any(|w| w.eq_ignore_ascii_case(v))
+}
+
+/// `name_ok` for ASCII text (most values): no char decoding.
+fn ascii_name_ok(v: &[u8], max: usize, comma: bool) -> bool {
+    v.len() <= max
+        && v.iter().any(u8::is_ascii_alphabetic)
+        && v.iter().all(|c| {
+            c.is_ascii_alphabetic()
+                || matches!(c, b' ' | b'\'' | b'-' | b'.')
+                || (comma && *c == b',')
+        })
 }
 
 /// A name part: letters (any script), spaces, apostrophes, hyphens, periods; no digits.
 pub(crate) fn name_ok(v: &str) -> bool {
+    if v.is_ascii() {
+        return ascii_name_ok(v.as_bytes(), 60, false) && !null_word(v);
+    }
     v.chars().count() <= 60
         && v.chars().any(char::is_alphabetic)
         && v.chars()
@@ -527,6 +543,9 @@ fn street_ok(v: &str) -> bool {
 }
 
 fn city_ok(v: &str) -> bool {
+    if v.is_ascii() {
+        return ascii_name_ok(v.as_bytes(), 64, false) && !null_word(v);
+    }
     v.chars().count() <= 64
         && v.chars().any(char::is_alphabetic)
         && v.chars()
@@ -913,9 +932,13 @@ pub struct CsvParser {
     lex: Lex,
     bom_pending: Vec<u8>,
     bom_done: bool,
-    field: Vec<u8>,
+    /// The current record's kept fields, back to back (the current field starts at `field_start`).
+    /// Reused from record to record: no allocation per field or per row.
+    buf: Vec<u8>,
+    /// End offset in `buf` of each kept field of the current record.
+    ends: Vec<usize>,
+    field_start: usize,
     field_quoted: bool,
-    record: Vec<String>,
     record_bytes: usize,
     oversize: bool,
     phase: Phase,
@@ -945,9 +968,10 @@ impl CsvParser {
             lex: Lex::FieldStart,
             bom_pending: Vec::new(),
             bom_done: false,
-            field: Vec::new(),
+            buf: Vec::new(),
+            ends: Vec::new(),
+            field_start: 0,
             field_quoted: false,
-            record: Vec::new(),
             record_bytes: 0,
             oversize: false,
             phase: Phase::First,
@@ -963,38 +987,76 @@ impl CsvParser {
     }
 
     fn push_byte(&mut self, b: u8) {
-        if self.field.len() < MAX_FIELD {
-            self.field.push(b);
-        } else {
+        self.push_run(&[b]);
+    }
+
+    /// Appends bytes to the current field (at most `MAX_FIELD` of them; more makes the record oversize).
+    /// Nothing is kept once the record is oversize: it is skipped anyway.
+    fn push_run(&mut self, run: &[u8]) {
+        if self.oversize {
+            return;
+        }
+        let room = MAX_FIELD.saturating_sub(self.buf.len() - self.field_start);
+        if run.len() > room {
+            self.buf
+                .extend_from_slice(run.get(..room).unwrap_or_default());
             self.oversize = true;
+        } else {
+            self.buf.extend_from_slice(run);
         }
     }
 
     fn end_field(&mut self) {
-        if self.record.len() >= MAX_FIELDS {
+        if self.ends.len() >= MAX_FIELDS {
             self.oversize = true;
         }
-        self.record_bytes += self.field.len() + 1;
+        self.record_bytes += self.buf.len() - self.field_start + 1;
         if self.record_bytes > MAX_RECORD {
             self.oversize = true;
         }
-        if !self.oversize {
-            self.record
-                .push(String::from_utf8_lossy(&self.field).into_owned());
+        if self.oversize {
+            self.buf.truncate(self.field_start);
+        } else {
+            self.ends.push(self.buf.len());
+            self.field_start = self.buf.len();
         }
-        self.field.clear();
+    }
+
+    /// Field `i` of the current record (raw bytes; empty when absent).
+    fn field(&self, i: usize) -> &[u8] {
+        let start = match i.checked_sub(1) {
+            Some(p) => self.ends.get(p).copied().unwrap_or(usize::MAX),
+            None => 0,
+        };
+        let end = self.ends.get(i).copied().unwrap_or(0);
+        self.buf.get(start..end).unwrap_or_default()
     }
 
     fn end_record(&mut self, out: &mut dyn FnMut(Person)) {
         let blank = !self.oversize
-            && self.record.len() == 1
-            && self.record.first().is_some_and(|f| f.is_empty())
+            && self.ends.len() == 1
+            && self.ends.first() == Some(&0)
             && !self.field_quoted;
         let oversize = self.oversize;
-        let rec = std::mem::take(&mut self.record);
         self.record_bytes = 0;
         self.oversize = false;
         self.field_quoted = false;
+        if !blank && !oversize {
+            if matches!(self.phase, Phase::Streaming) {
+                // The common case: straight from the record buffer to a person.
+                self.records += 1;
+                let n = self.ends.len();
+                self.emit_with(n, |c| self.field(c), out);
+            } else {
+                let rec: Vec<String> = (0..self.ends.len())
+                    .map(|c| String::from_utf8_lossy(self.field(c)).into_owned())
+                    .collect();
+                self.handle_record(rec, out);
+            }
+        }
+        self.buf.clear();
+        self.ends.clear();
+        self.field_start = 0;
         if blank {
             return;
         }
@@ -1003,9 +1065,7 @@ impl CsvParser {
             if !matches!(self.phase, Phase::First) {
                 self.records += 1;
             }
-            return;
         }
-        self.handle_record(rec, out);
     }
 
     fn step(&mut self, b: u8, out: &mut dyn FnMut(Person)) {
@@ -1139,11 +1199,31 @@ impl CsvParser {
     }
 
     fn emit(&self, row: &[String], out: &mut dyn FnMut(Person)) {
+        self.emit_with(
+            row.len(),
+            |c| row.get(c).map_or(&[][..], |v| v.as_bytes()),
+            out,
+        );
+    }
+
+    /// One person from a row of `n` fields; only the columns the plan uses are looked at.
+    fn emit_with<'r>(
+        &self,
+        n: usize,
+        field: impl Fn(usize) -> &'r [u8],
+        out: &mut dyn FnMut(Person),
+    ) {
         let mut b = Builder::default();
         let mut any = false;
-        for (k, v) in self.plan.iter().zip(row.iter()) {
+        for (c, k) in self.plan.iter().enumerate().take(n) {
             if let Some(k) = k {
-                b.apply(*k, v, self.today);
+                let raw = field(c);
+                // Valid UTF-8 (nearly always) is borrowed; the lossy decoder is much slower.
+                let v = match std::str::from_utf8(raw) {
+                    Ok(v) => std::borrow::Cow::Borrowed(v),
+                    Err(_) => String::from_utf8_lossy(raw),
+                };
+                b.apply(*k, &v, self.today);
                 any = true;
             }
         }
@@ -1165,8 +1245,41 @@ impl CsvParser {
     }
 
     fn feed_bytes(&mut self, data: &[u8], out: &mut dyn FnMut(Person)) {
-        for &b in data {
-            self.step(b, out);
+        // Runs of ordinary bytes are copied at once; only delimiters, line breaks and quotes go through
+        // the state machine byte by byte.
+        let d = self.delim;
+        let mut rest = data;
+        while let Some((&b, tail)) = rest.split_first() {
+            match self.lex {
+                Lex::Unquoted | Lex::FieldStart if !(b == b'"' && self.lex == Lex::FieldStart) => {
+                    let run = memchr::memchr3(d, b'\n', b'\r', rest).unwrap_or(rest.len());
+                    if run > 0 {
+                        let (text, after) = rest.split_at(run);
+                        self.push_run(text);
+                        self.lex = Lex::Unquoted;
+                        rest = after;
+                    } else {
+                        self.step(b, out);
+                        rest = tail;
+                    }
+                }
+                Lex::Quoted => {
+                    let run = memchr::memchr(b'"', rest).unwrap_or(rest.len());
+                    let (text, after) = rest.split_at(run);
+                    self.push_run(text);
+                    match after.split_first() {
+                        Some((_, after)) => {
+                            self.lex = Lex::QuoteInQuoted;
+                            rest = after;
+                        }
+                        None => rest = after,
+                    }
+                }
+                _ => {
+                    self.step(b, out);
+                    rest = tail;
+                }
+            }
         }
     }
 }
@@ -1266,7 +1379,7 @@ impl RecordParser for CsvParser {
             }
         }
         match self.lex {
-            Lex::FieldStart if self.record.is_empty() && self.field.is_empty() => {}
+            Lex::FieldStart if self.ends.is_empty() && self.buf.len() == self.field_start => {}
             Lex::AfterCr => {}
             lex => {
                 if lex == Lex::Quoted {

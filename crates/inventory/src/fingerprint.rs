@@ -22,13 +22,25 @@ pub struct PersonRecord {
 }
 
 pub struct Fingerprinter {
-    key: [u8; 32],
+    /// HMAC-SHA256 already keyed (the inner and outer padded-key blocks are absorbed once, here);
+    /// each fingerprint clones it instead of re-keying, which halves the SHA-256 work per value.
+    keyed: Hmac<Sha256>,
 }
 
 /// Uppercase ASCII letters only: accents folded to their base letter, everything else dropped, so
 /// "O'Brien-Núñez" and "OBRIEN NUNEZ" match.
 pub fn normalize_name(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
+    normalize_name_into(s, &mut out);
+    out
+}
+
+/// `normalize_name`, appended to `out`.
+fn normalize_name_into(s: &str, out: &mut String) {
+    if s.is_ascii() {
+        out.extend(s.bytes().filter(u8::is_ascii_alphabetic).map(|b| char::from(b.to_ascii_uppercase())));
+        return;
+    }
     for c in s.chars() {
         let base = match c {
             'á' | 'à' | 'â' | 'ä' | 'ã' | 'å' | 'Á' | 'À' | 'Â' | 'Ä' | 'Ã' | 'Å' => 'A',
@@ -44,17 +56,39 @@ pub fn normalize_name(s: &str) -> String {
         };
         out.push(base);
     }
-    out
+}
+
+/// Appends `v` as exactly `width` decimal digits (zero-padded; wider values are written in full).
+fn push_num(out: &mut String, v: u32, width: usize) {
+    let mut digits = [0u8; 10];
+    let mut n = v;
+    let mut len = 0;
+    for slot in digits.iter_mut() {
+        *slot = b'0' + (n % 10) as u8;
+        n /= 10;
+        len += 1;
+        if n == 0 {
+            break;
+        }
+    }
+    for _ in len..width {
+        out.push('0');
+    }
+    for d in digits.iter().take(len).rev() {
+        out.push(char::from(*d));
+    }
 }
 
 impl Fingerprinter {
     pub fn new(key: [u8; 32]) -> Self {
-        Fingerprinter { key }
+        // new_from_slice only fails for invalid key lengths, which HMAC does not have.
+        let keyed = <Hmac<Sha256> as Mac>::new_from_slice(&key).unwrap_or_else(|_| unreachable!());
+        Fingerprinter { keyed }
     }
 
+    /// HMAC(key, domain || 0 || value): the same bytes as keying a fresh HMAC, without re-keying.
     fn mac(&self, domain: &str, value: &str) -> [u8; 32] {
-        // new_from_slice only fails for invalid key lengths, which HMAC does not have.
-        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!());
+        let mut m = self.keyed.clone();
         m.update(domain.as_bytes());
         m.update(b"\0");
         m.update(value.as_bytes());
@@ -63,11 +97,27 @@ impl Fingerprinter {
 
     pub fn record(&self, p: &Person) -> PersonRecord {
         let fp_ssn = p.ssn.as_deref().map(|s| self.mac("ssn", s));
+        // "LAST|FIRST|YYYYMMDD" (or "LAST|FIRST"), built in one buffer.
+        let mut buf = String::new();
+        let name_key = |buf: &mut String, n: &crate::model::Name| -> bool {
+            buf.clear();
+            normalize_name_into(&n.last, buf);
+            let last_len = buf.len();
+            buf.push('|');
+            let before_first = buf.len();
+            normalize_name_into(&n.first, buf);
+            last_len > 0 && buf.len() > before_first
+        };
         let fp_name_dob = match (&p.name, p.dob) {
             (Some(n), Some((y, m, d))) => {
-                let (last, first) = (normalize_name(&n.last), normalize_name(&n.first));
-                (!last.is_empty() && !first.is_empty())
-                    .then(|| self.mac("name-dob", &format!("{last}|{first}|{y:04}{m:02}{d:02}")))
+                buf.reserve(n.last.len() + n.first.len() + 10);
+                name_key(&mut buf, n).then(|| {
+                    buf.push('|');
+                    push_num(&mut buf, u32::from(y), 4);
+                    push_num(&mut buf, u32::from(m), 2);
+                    push_num(&mut buf, u32::from(d), 2);
+                    self.mac("name-dob", &buf)
+                })
             }
             _ => None,
         };
@@ -83,7 +133,10 @@ impl Fingerprinter {
             .find_map(|(k, v)| v.as_deref().map(|v| (k, v)));
             match (other, &p.name) {
                 (Some((k, v)), _) => Some(self.mac(k, v)),
-                (None, Some(n)) => Some(self.mac("name", &format!("{}|{}", normalize_name(&n.last), normalize_name(&n.first)))),
+                (None, Some(n)) => {
+                    name_key(&mut buf, n);
+                    Some(self.mac("name", &buf))
+                }
                 (None, None) => None,
             }
         } else {
@@ -99,6 +152,41 @@ impl Fingerprinter {
         }
     }
 }
+
+/// A `HashMap` hasher for keys made of fingerprints (`PersonRecord` identities). Fingerprints are
+/// HMAC outputs under a secret key, so they are already uniformly distributed and cannot be chosen by
+/// whoever writes the file: mixing their bytes with a multiply is enough (no SipHash, no HashDoS).
+/// Do not use it for keys an outsider controls.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FingerprintHasher(u64);
+
+impl std::hash::Hasher for FingerprintHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes(<[u8; 8]>::try_from(c).unwrap_or([0; 8]));
+            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+        for b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// `BuildHasher` for [`FingerprintHasher`].
+pub type FingerprintHashBuilder = std::hash::BuildHasherDefault<FingerprintHasher>;
 
 #[cfg(test)]
 mod tests {
@@ -124,5 +212,33 @@ mod tests {
         assert_eq!(a.fp_name_dob, b.fp_name_dob);
         assert!(a.fp_ssn.is_some() && b.fp_ssn.is_none());
         assert_ne!(Fingerprinter::new([8; 32]).record(&person(Some("123456789"))).fp_ssn, a.fp_ssn, "keyed");
+    }
+
+    /// The pre-keyed HMAC and the hand-built messages give exactly the fingerprints stored so far:
+    /// HMAC(key, "ssn\0" + ssn), HMAC(key, "name-dob\0LAST|FIRST|YYYYMMDD"), HMAC(key, "name\0LAST|FIRST").
+    #[test]
+    fn fingerprints_are_stable() {
+        let key = [7u8; 32];
+        let reference = |domain: &str, value: &str| -> [u8; 32] {
+            let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&key).unwrap();
+            m.update(domain.as_bytes());
+            m.update(b"\0");
+            m.update(value.as_bytes());
+            m.finalize().into_bytes().into()
+        };
+        let f = Fingerprinter::new(key);
+        let mut p = person(Some("123456789"));
+        p.dob = Some((987, 5, 1));
+        let r = f.record(&p);
+        assert_eq!(r.fp_ssn, Some(reference("ssn", "123456789")));
+        assert_eq!(r.fp_name_dob, Some(reference("name-dob", "OBRIENNUNEZ|JOSE|09870501")));
+        p.ssn = None;
+        p.dob = None;
+        assert_eq!(f.record(&p).fp_other, Some(reference("name", "OBRIENNUNEZ|JOSE")));
+        p.name = Some(Name { last: String::new(), first: "Jo".into(), middle: String::new() });
+        assert_eq!(f.record(&p).fp_other, Some(reference("name", "|JO")));
+        p.member_id = Some("M1".into());
+        assert_eq!(f.record(&p).fp_other, Some(reference("member", "M1")));
+        assert_eq!(normalize_name("O'Brien-Núñez"), "OBRIENNUNEZ");
     }
 }

@@ -228,7 +228,11 @@ fn state(b: &[u8]) -> Option<String> {
 }
 
 fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b.trim_ascii()).into_owned()
+    let b = b.trim_ascii();
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(b).into_owned(),
+    }
 }
 
 /// A plausible identifier (member id, Medicaid id, MRN): 1-50 characters of letters, digits and

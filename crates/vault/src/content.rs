@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
+use lockbox_inventory::fingerprint::FingerprintHashBuilder;
 use lockbox_inventory::{Fingerprinter, Limits, PersonRecord, ScanResult, Scanner};
 use sha2::{Digest, Sha256};
 
@@ -22,8 +23,12 @@ pub(crate) struct ContentAnalysis {
     scanner: Option<Scanner>,
     fingerprinter: Fingerprinter,
     /// People found, merged by identity within the file (the same member on several claims is one).
-    people: HashMap<(Option<[u8; 32]>, Option<[u8; 32]>, Option<[u8; 32]>), PersonRecord>,
+    people: People,
 }
+
+/// Keyed by the fingerprints themselves: secret-keyed HMAC outputs, so a plain multiplicative hash is
+/// safe (an uploader cannot choose colliding keys) and much cheaper than SipHash over 96 bytes.
+type People = HashMap<(Option<[u8; 32]>, Option<[u8; 32]>, Option<[u8; 32]>), PersonRecord, FingerprintHashBuilder>;
 
 /// What the analysis produced.
 pub(crate) struct ContentFindings {
@@ -38,7 +43,7 @@ impl ContentAnalysis {
             hasher: Sha256::new(),
             scanner: Some(Scanner::new(Limits::default())),
             fingerprinter: Fingerprinter::new(fingerprint_key),
-            people: HashMap::new(),
+            people: HashMap::default(),
         }
     }
 
@@ -81,7 +86,7 @@ impl ContentAnalysis {
     }
 }
 
-fn merge(people: &mut HashMap<(Option<[u8; 32]>, Option<[u8; 32]>, Option<[u8; 32]>), PersonRecord>, r: PersonRecord) {
+fn merge(people: &mut People, r: PersonRecord) {
     let key = (r.fp_ssn, r.fp_name_dob, r.fp_other);
     match people.get_mut(&key) {
         Some(existing) => {
