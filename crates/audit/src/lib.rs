@@ -59,6 +59,7 @@ pub enum Action {
     GrantSet,
     GrantRemoved,
     AuditExported,
+    ExposureReport,
     InventoryRescanned,
 }
 
@@ -95,6 +96,7 @@ impl Action {
             Action::GrantSet => "grant_set",
             Action::GrantRemoved => "grant_removed",
             Action::AuditExported => "audit_exported",
+            Action::ExposureReport => "exposure_report",
             Action::InventoryRescanned => "inventory_rescanned",
         }
     }

@@ -78,7 +78,11 @@ impl StatusAcc {
             ScanStatus::Opaque(_) => 2,
         };
         let reason = format!("{prefix}{}", s.reason().unwrap_or_default());
-        if self.reasons.iter().any(|(l, r)| *l == level && *r == reason) {
+        if self
+            .reasons
+            .iter()
+            .any(|(l, r)| *l == level && *r == reason)
+        {
             return;
         }
         if self.reasons.len() < Self::KEEP {
@@ -97,9 +101,16 @@ impl StatusAcc {
         self.add(&ScanStatus::Partial(reason.to_owned()), "");
     }
     pub(crate) fn status(mut self) -> ScanStatus {
-        let Some(level) = self.reasons.iter().map(|(l, _)| *l).max() else { return ScanStatus::Complete };
+        let Some(level) = self.reasons.iter().map(|(l, _)| *l).max() else {
+            return ScanStatus::Complete;
+        };
         self.reasons.sort_by_key(|(l, _)| std::cmp::Reverse(*l));
-        let mut reason = self.reasons.into_iter().map(|(_, r)| r).collect::<Vec<_>>().join("; ");
+        let mut reason = self
+            .reasons
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect::<Vec<_>>()
+            .join("; ");
         if self.more > 0 {
             reason.push_str(&format!("; and {} more", self.more));
         }
@@ -160,8 +171,12 @@ fn inflate_into(
         let rest = input.get(used_total..).unwrap_or_default();
         let (in0, out0) = (inflate.total_in(), inflate.total_out());
         let res = inflate.decompress(rest, buf, FlushDecompress::None);
-        let used = usize::try_from(inflate.total_in().saturating_sub(in0)).unwrap_or(0).min(rest.len());
-        let produced = usize::try_from(inflate.total_out().saturating_sub(out0)).unwrap_or(0).min(buf.len());
+        let used = usize::try_from(inflate.total_in().saturating_sub(in0))
+            .unwrap_or(0)
+            .min(rest.len());
+        let produced = usize::try_from(inflate.total_out().saturating_sub(out0))
+            .unwrap_or(0)
+            .min(buf.len());
         used_total += used;
         *stream_in = stream_in.saturating_add(used as u64);
         if produced > 0 {
@@ -238,13 +253,28 @@ const FNAME: u8 = 0x08;
 const FCOMMENT: u8 = 0x10;
 
 enum GzPhase {
-    Header { buf: [u8; 10], have: usize },
-    ExtraLen { flags: u8, buf: [u8; 2], have: usize },
-    SkipBytes { flags: u8, remaining: usize },
+    Header {
+        buf: [u8; 10],
+        have: usize,
+    },
+    ExtraLen {
+        flags: u8,
+        buf: [u8; 2],
+        have: usize,
+    },
+    SkipBytes {
+        flags: u8,
+        remaining: usize,
+    },
     /// Skipping a zero-terminated FNAME or FCOMMENT field.
-    SkipZ { flags: u8 },
+    SkipZ {
+        flags: u8,
+    },
     Body,
-    Trailer { buf: [u8; 8], have: usize },
+    Trailer {
+        buf: [u8; 8],
+        have: usize,
+    },
     /// After a member: zero padding, another member, or the end.
     Between,
     Stopped,
@@ -265,7 +295,10 @@ pub(crate) struct GzipStream {
 impl GzipStream {
     fn new(child_depth: u32) -> Self {
         GzipStream {
-            phase: GzPhase::Header { buf: [0; 10], have: 0 },
+            phase: GzPhase::Header {
+                buf: [0; 10],
+                have: 0,
+            },
             inflate: Decompress::new(false),
             crc: Crc::new(),
             buf: vec![0; OUT_BUF],
@@ -280,11 +313,18 @@ impl GzipStream {
     /// The header phase after the optional fields still flagged in `flags`.
     fn next_header_phase(&mut self, flags: u8) -> GzPhase {
         if flags & FEXTRA != 0 {
-            GzPhase::ExtraLen { flags: flags & !FEXTRA, buf: [0; 2], have: 0 }
+            GzPhase::ExtraLen {
+                flags: flags & !FEXTRA,
+                buf: [0; 2],
+                have: 0,
+            }
         } else if flags & (FNAME | FCOMMENT) != 0 {
             GzPhase::SkipZ { flags }
         } else if flags & FHCRC != 0 {
-            GzPhase::SkipBytes { flags: flags & !FHCRC, remaining: 2 }
+            GzPhase::SkipBytes {
+                flags: flags & !FHCRC,
+                remaining: 2,
+            }
         } else {
             self.inflate.reset(false);
             self.crc.reset();
@@ -305,14 +345,19 @@ impl GzipStream {
                 GzPhase::Header { buf, have } => {
                     used = fill(buf, have, data);
                     if *have == buf.len() {
-                        let ok = buf.starts_with(&[0x1F, 0x8B, 0x08]) && buf.get(3).is_some_and(|f| f & 0xE0 == 0);
+                        let ok = buf.starts_with(&[0x1F, 0x8B, 0x08])
+                            && buf.get(3).is_some_and(|f| f & 0xE0 == 0);
                         let flags = buf.get(3).copied().unwrap_or(0);
                         if ok {
                             self.phase = self.next_header_phase(flags);
                         } else if self.members == 0 {
-                            self.stop(ScanStatus::Opaque("gzip: unsupported compression method or corrupt header".into()));
+                            self.stop(ScanStatus::Opaque(
+                                "gzip: unsupported compression method or corrupt header".into(),
+                            ));
                         } else {
-                            self.stop(ScanStatus::Partial("gzip: corrupt member header; rest not scanned".into()));
+                            self.stop(ScanStatus::Partial(
+                                "gzip: corrupt member header; rest not scanned".into(),
+                            ));
                         }
                     }
                 }
@@ -320,7 +365,10 @@ impl GzipStream {
                     used = fill(buf, have, data);
                     if *have == buf.len() {
                         let n = usize::from(u16::from_le_bytes(*buf));
-                        self.phase = GzPhase::SkipBytes { flags: *flags, remaining: n };
+                        self.phase = GzPhase::SkipBytes {
+                            flags: *flags,
+                            remaining: n,
+                        };
                     }
                 }
                 GzPhase::SkipBytes { flags, remaining } => {
@@ -336,7 +384,11 @@ impl GzipStream {
                         Some(i) => {
                             used = i + 1;
                             // FNAME comes before FCOMMENT.
-                            let f = if *flags & FNAME != 0 { *flags & !FNAME } else { *flags & !FCOMMENT };
+                            let f = if *flags & FNAME != 0 {
+                                *flags & !FNAME
+                            } else {
+                                *flags & !FCOMMENT
+                            };
                             self.phase = self.next_header_phase(f);
                         }
                         None => used = data.len(),
@@ -359,10 +411,15 @@ impl GzipStream {
                     used = n;
                     match how {
                         Inflated::NeedInput => {}
-                        Inflated::StreamEnd => self.phase = GzPhase::Trailer { buf: [0; 8], have: 0 },
-                        Inflated::Corrupt => {
-                            self.stop(ScanStatus::Partial("gzip: corrupt compressed data; rest not scanned".into()))
+                        Inflated::StreamEnd => {
+                            self.phase = GzPhase::Trailer {
+                                buf: [0; 8],
+                                have: 0,
+                            }
                         }
+                        Inflated::Corrupt => self.stop(ScanStatus::Partial(
+                            "gzip: corrupt compressed data; rest not scanned".into(),
+                        )),
                         Inflated::Limit(reason) => self.stop(ScanStatus::Partial(reason)),
                     }
                 }
@@ -383,9 +440,15 @@ impl GzipStream {
                     used = zeros;
                     if zeros < data.len() {
                         if data.get(zeros) == Some(&0x1F) {
-                            self.phase = GzPhase::Header { buf: [0; 10], have: 0 };
+                            self.phase = GzPhase::Header {
+                                buf: [0; 10],
+                                have: 0,
+                            };
                         } else {
-                            self.stop(ScanStatus::Partial("gzip: unexpected data after the compressed stream; not scanned".into()));
+                            self.stop(ScanStatus::Partial(
+                                "gzip: unexpected data after the compressed stream; not scanned"
+                                    .into(),
+                            ));
                         }
                     }
                 }
@@ -399,7 +462,9 @@ impl GzipStream {
         match &self.phase {
             GzPhase::Between | GzPhase::Stopped => {}
             GzPhase::Header { have: 0, .. } if self.members > 0 => {}
-            _ => self.acc.partial("gzip: truncated (file ends inside the compressed stream)"),
+            _ => self
+                .acc
+                .partial("gzip: truncated (file ends inside the compressed stream)"),
         }
         let mut inner_formats = Vec::new();
         let mut records = 0;
@@ -410,7 +475,12 @@ impl GzipStream {
             records = r.records;
             self.acc.add(&r.status, "");
         }
-        Summary { format: Format::Gzip, inner_formats, status: self.acc.status(), records }
+        Summary {
+            format: Format::Gzip,
+            inner_formats,
+            status: self.acc.status(),
+            records,
+        }
     }
 }
 
@@ -429,13 +499,37 @@ struct LocalHeader {
 }
 
 enum ZipPhase {
-    Sig { buf: [u8; 4], have: usize },
-    Header { buf: [u8; LOCAL_HEADER], have: usize },
-    Names { hdr: LocalHeader, name_left: usize, name_last: u8, extra: Vec<u8>, extra_left: usize },
-    Stored { remaining: u64 },
-    Deflate { remaining: Option<u64>, descriptor: bool, zip64: bool },
-    SkipData { remaining: u64 },
-    Descriptor { buf: [u8; 4], have: usize, zip64: bool },
+    Sig {
+        buf: [u8; 4],
+        have: usize,
+    },
+    Header {
+        buf: [u8; LOCAL_HEADER],
+        have: usize,
+    },
+    Names {
+        hdr: LocalHeader,
+        name_left: usize,
+        name_last: u8,
+        extra: Vec<u8>,
+        extra_left: usize,
+    },
+    Stored {
+        remaining: u64,
+    },
+    Deflate {
+        remaining: Option<u64>,
+        descriptor: bool,
+        zip64: bool,
+    },
+    SkipData {
+        remaining: u64,
+    },
+    Descriptor {
+        buf: [u8; 4],
+        have: usize,
+        zip64: bool,
+    },
     /// Central directory reached: the rest is metadata.
     Done,
     Stopped,
@@ -466,7 +560,10 @@ impl ZipStream {
     fn new(child_depth: u32) -> Self {
         ZipStream {
             child_depth,
-            phase: ZipPhase::Sig { buf: [0; 4], have: 0 },
+            phase: ZipPhase::Sig {
+                buf: [0; 4],
+                have: 0,
+            },
             inflate: Decompress::new(false),
             buf: vec![0; OUT_BUF],
             entry: None,
@@ -486,7 +583,10 @@ impl ZipStream {
     /// An entry that cannot be looked into.
     fn opaque_entry(&mut self, index: u32, reason: &str) {
         self.inner_formats.push(Format::Binary);
-        self.acc.add(&ScanStatus::Opaque(reason.to_owned()), &format!("zip entry {index}: "));
+        self.acc.add(
+            &ScanStatus::Opaque(reason.to_owned()),
+            &format!("zip entry {index}: "),
+        );
     }
 
     fn end_entry(&mut self, out: &mut dyn FnMut(Person), ctx: &mut Ctx) {
@@ -526,11 +626,15 @@ impl ZipStream {
         }
         let descriptor = hdr.flags & 0x0008 != 0;
         let after_skip = |remaining: u64| ZipPhase::SkipData { remaining };
-        let cannot_continue = "zip: the end of an entry with a data descriptor cannot be found; rest not scanned";
+        let cannot_continue =
+            "zip: the end of an entry with a data descriptor cannot be found; rest not scanned";
         // Directories.
         if name_last == b'/' && hdr.csize == 0 && !descriptor {
             self.entries -= 1;
-            return ZipPhase::Sig { buf: [0; 4], have: 0 };
+            return ZipPhase::Sig {
+                buf: [0; 4],
+                have: 0,
+            };
         }
         if hdr.flags & 0x0001 != 0 || hdr.method == 99 {
             self.opaque_entry(index, "encrypted zip entry");
@@ -542,18 +646,27 @@ impl ZipStream {
         }
         match hdr.method {
             0 if descriptor => {
-                self.opaque_entry(index, "stored entry with a data descriptor cannot be read while streaming");
+                self.opaque_entry(
+                    index,
+                    "stored entry with a data descriptor cannot be read while streaming",
+                );
                 self.acc.partial(cannot_continue);
                 ZipPhase::Stopped
             }
             0 => {
                 self.entry = Some(self.new_entry(index));
-                ZipPhase::Stored { remaining: hdr.csize }
+                ZipPhase::Stored {
+                    remaining: hdr.csize,
+                }
             }
             8 => {
                 self.entry = Some(self.new_entry(index));
                 self.inflate.reset(false);
-                ZipPhase::Deflate { remaining: (!descriptor).then_some(hdr.csize), descriptor, zip64: hdr.zip64 }
+                ZipPhase::Deflate {
+                    remaining: (!descriptor).then_some(hdr.csize),
+                    descriptor,
+                    zip64: hdr.zip64,
+                }
             }
             m => {
                 let reason = format!("zip entry uses an unsupported compression method ({m})");
@@ -577,13 +690,20 @@ impl ZipStream {
         out: &mut dyn FnMut(Person),
         ctx: &mut Ctx,
     ) {
-        let sig = ZipPhase::Sig { buf: [0; 4], have: 0 };
+        let sig = ZipPhase::Sig {
+            buf: [0; 4],
+            have: 0,
+        };
         match how {
             Inflated::StreamEnd => {
                 self.end_entry(out, ctx);
                 self.phase = match left {
                     Some(r) if r > 0 => ZipPhase::SkipData { remaining: r },
-                    _ if descriptor => ZipPhase::Descriptor { buf: [0; 4], have: 0, zip64 },
+                    _ if descriptor => ZipPhase::Descriptor {
+                        buf: [0; 4],
+                        have: 0,
+                        zip64,
+                    },
                     _ => sig,
                 };
             }
@@ -599,10 +719,17 @@ impl ZipStream {
                 match left {
                     Some(r) => {
                         self.end_entry(out, ctx);
-                        self.phase = if r > 0 { ZipPhase::SkipData { remaining: r } } else { sig };
+                        self.phase = if r > 0 {
+                            ZipPhase::SkipData { remaining: r }
+                        } else {
+                            sig
+                        };
                     }
                     None => {
-                        let reason = format!("zip: cannot find the end of corrupt entry {}; rest not scanned", self.entries);
+                        let reason = format!(
+                            "zip: cannot find the end of corrupt entry {}; rest not scanned",
+                            self.entries
+                        );
                         self.stop(reason, out, ctx);
                     }
                 }
@@ -618,7 +745,13 @@ impl ZipStream {
     }
 
     fn new_entry(&self, index: u32) -> Entry {
-        Entry { index, inner: Inner::new(self.child_depth), stream_in: 0, stream_out: 0, issue: None }
+        Entry {
+            index,
+            inner: Inner::new(self.child_depth),
+            stream_in: 0,
+            stream_out: 0,
+            issue: None,
+        }
     }
 
     fn feed(&mut self, mut data: &[u8], out: &mut dyn FnMut(Person), ctx: &mut Ctx) {
@@ -631,10 +764,20 @@ impl ZipStream {
                     if *have == buf.len() {
                         let sig = *buf;
                         match &sig {
-                            b"PK\x03\x04" => self.phase = ZipPhase::Header { buf: [0; LOCAL_HEADER], have: 0 },
-                            b"PK\x01\x02" | b"PK\x05\x06" | b"PK\x06\x06" | b"PK\x06\x07" => self.phase = ZipPhase::Done,
+                            b"PK\x03\x04" => {
+                                self.phase = ZipPhase::Header {
+                                    buf: [0; LOCAL_HEADER],
+                                    have: 0,
+                                }
+                            }
+                            b"PK\x01\x02" | b"PK\x05\x06" | b"PK\x06\x06" | b"PK\x06\x07" => {
+                                self.phase = ZipPhase::Done
+                            }
                             _ => {
-                                let reason = format!("zip: unreadable structure after entry {}; rest not scanned", self.entries);
+                                let reason = format!(
+                                    "zip: unreadable structure after entry {}; rest not scanned",
+                                    self.entries
+                                );
                                 self.stop(reason, out, ctx);
                             }
                         }
@@ -652,11 +795,23 @@ impl ZipStream {
                         };
                         let name_left = usize::from(le16(buf, 22));
                         let extra_left = usize::from(le16(buf, 24));
-                        self.phase = ZipPhase::Names { hdr, name_left, name_last: 0, extra: Vec::new(), extra_left };
+                        self.phase = ZipPhase::Names {
+                            hdr,
+                            name_left,
+                            name_last: 0,
+                            extra: Vec::new(),
+                            extra_left,
+                        };
                         // Zero-length name and extra: decide at once (below, on the next loop turn).
                     }
                 }
-                ZipPhase::Names { name_left, name_last, extra, extra_left, .. } => {
+                ZipPhase::Names {
+                    name_left,
+                    name_last,
+                    extra,
+                    extra_left,
+                    ..
+                } => {
                     if *name_left > 0 {
                         used = (*name_left).min(data.len());
                         if let Some(last) = data.get(used.saturating_sub(1)) {
@@ -670,7 +825,9 @@ impl ZipStream {
                     }
                 }
                 ZipPhase::Stored { remaining } => {
-                    let n = usize::try_from(*remaining).unwrap_or(usize::MAX).min(data.len());
+                    let n = usize::try_from(*remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(data.len());
                     *remaining -= n as u64;
                     used = n;
                     let mut limit = None;
@@ -687,7 +844,11 @@ impl ZipStream {
                         self.stop(reason, out, ctx);
                     }
                 }
-                ZipPhase::Deflate { remaining, descriptor, zip64 } => {
+                ZipPhase::Deflate {
+                    remaining,
+                    descriptor,
+                    zip64,
+                } => {
                     let avail = match remaining {
                         Some(r) => usize::try_from(*r).unwrap_or(usize::MAX).min(data.len()),
                         None => data.len(),
@@ -715,11 +876,16 @@ impl ZipStream {
                     self.after_inflate(how, left, descriptor, zip64, out, ctx);
                 }
                 ZipPhase::SkipData { remaining } => {
-                    let n = usize::try_from(*remaining).unwrap_or(usize::MAX).min(data.len());
+                    let n = usize::try_from(*remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(data.len());
                     *remaining -= n as u64;
                     used = n;
                     if *remaining == 0 {
-                        self.phase = ZipPhase::Sig { buf: [0; 4], have: 0 };
+                        self.phase = ZipPhase::Sig {
+                            buf: [0; 4],
+                            have: 0,
+                        };
                     }
                 }
                 ZipPhase::Descriptor { buf, have, zip64 } => {
@@ -727,27 +893,49 @@ impl ZipStream {
                     if *have == buf.len() {
                         // Optional signature, then CRC-32 and two sizes (4 or 8 bytes each).
                         let sizes: u64 = if *zip64 { 16 } else { 8 };
-                        let rest = if *buf == *b"PK\x07\x08" { 4 + sizes } else { sizes };
+                        let rest = if *buf == *b"PK\x07\x08" {
+                            4 + sizes
+                        } else {
+                            sizes
+                        };
                         self.phase = ZipPhase::SkipData { remaining: rest };
                     }
                 }
             }
             data = data.get(used..).unwrap_or_default();
             // A header whose name and extra field are complete (possibly empty) starts its entry.
-            if let ZipPhase::Names { hdr, name_left: 0, name_last, extra, extra_left: 0 } = &mut self.phase {
+            if let ZipPhase::Names {
+                hdr,
+                name_left: 0,
+                name_last,
+                extra,
+                extra_left: 0,
+            } = &mut self.phase
+            {
                 let (hdr, name_last, extra) = (*hdr, *name_last, std::mem::take(extra));
                 self.phase = self.begin_entry(hdr, name_last, &extra);
             }
             // Entries whose data is empty end at once.
             match &self.phase {
-                ZipPhase::Stored { remaining: 0 } | ZipPhase::Deflate { remaining: Some(0), .. } => {
+                ZipPhase::Stored { remaining: 0 }
+                | ZipPhase::Deflate {
+                    remaining: Some(0), ..
+                } => {
                     if let ZipPhase::Deflate { .. } = self.phase {
                         self.entry_issue("truncated compressed data");
                     }
                     self.end_entry(out, ctx);
-                    self.phase = ZipPhase::Sig { buf: [0; 4], have: 0 };
+                    self.phase = ZipPhase::Sig {
+                        buf: [0; 4],
+                        have: 0,
+                    };
                 }
-                ZipPhase::SkipData { remaining: 0 } => self.phase = ZipPhase::Sig { buf: [0; 4], have: 0 },
+                ZipPhase::SkipData { remaining: 0 } => {
+                    self.phase = ZipPhase::Sig {
+                        buf: [0; 4],
+                        have: 0,
+                    }
+                }
                 _ => {}
             }
         }
@@ -761,11 +949,19 @@ impl ZipStream {
                     e.issue = Some(ScanStatus::Partial("truncated".into()));
                 }
                 self.end_entry(out, ctx);
-                self.acc.partial("zip: truncated (file ends inside an entry)");
+                self.acc
+                    .partial("zip: truncated (file ends inside an entry)");
             }
-            _ => self.acc.partial("zip: truncated (file ends before the central directory)"),
+            _ => self
+                .acc
+                .partial("zip: truncated (file ends before the central directory)"),
         }
         self.end_entry(out, ctx);
-        Summary { format: Format::Zip, inner_formats: self.inner_formats, status: self.acc.status(), records: self.records }
+        Summary {
+            format: Format::Zip,
+            inner_formats: self.inner_formats,
+            status: self.acc.status(),
+            records: self.records,
+        }
     }
 }

@@ -37,7 +37,10 @@ pub enum Detected {
     /// Text without a recognized structure.
     Text,
     /// Cannot be looked into (encrypted, unsupported compression, unknown binary).
-    Opaque { format: Format, reason: &'static str },
+    Opaque {
+        format: Format,
+        reason: &'static str,
+    },
 }
 
 impl Detected {
@@ -99,10 +102,16 @@ pub fn sniff(prefix: &[u8]) -> Detected {
         return Detected::Zip;
     }
     if let Some(reason) = opaque_magic(prefix) {
-        return Detected::Opaque { format: Format::Binary, reason };
+        return Detected::Opaque {
+            format: Format::Binary,
+            reason,
+        };
     }
     if prefix.starts_with(b"\xFF\xFE") || prefix.starts_with(b"\xFE\xFF") || looks_utf16(prefix) {
-        return Detected::Opaque { format: Format::Text, reason: "UTF-16 text: not scanned for people" };
+        return Detected::Opaque {
+            format: Format::Text,
+            reason: "UTF-16 text: not scanned for people",
+        };
     }
 
     let start = leading_space_len(prefix);
@@ -112,26 +121,43 @@ pub fn sniff(prefix: &[u8]) -> Detected {
     }
     // Armored PGP and age may follow whitespace.
     if body.starts_with(b"-----BEGIN PGP") {
-        return Detected::Opaque { format: Format::Binary, reason: "encrypted (PGP)" };
+        return Detected::Opaque {
+            format: Format::Binary,
+            reason: "encrypted (PGP)",
+        };
     }
     if body.starts_with(b"-----BEGIN AGE ENCRYPTED FILE") {
-        return Detected::Opaque { format: Format::Binary, reason: "encrypted (age)" };
+        return Detected::Opaque {
+            format: Format::Binary,
+            reason: "encrypted (age)",
+        };
     }
 
     if !is_text(prefix, truncated) {
-        return Detected::Opaque { format: Format::Binary, reason: "unknown binary format" };
+        return Detected::Opaque {
+            format: Format::Binary,
+            reason: "unknown binary format",
+        };
     }
 
     if body.starts_with(b"ISA") && is_separator(body.get(3)) {
         return Detected::X12;
     }
     let hl7 = body.strip_prefix(b"\x0B").unwrap_or(body);
-    if (hl7.starts_with(b"MSH") || hl7.starts_with(b"FHS") || hl7.starts_with(b"BHS")) && is_separator(hl7.get(3)) {
+    if (hl7.starts_with(b"MSH") || hl7.starts_with(b"FHS") || hl7.starts_with(b"BHS"))
+        && is_separator(hl7.get(3))
+    {
         return Detected::Hl7;
     }
     match body.first() {
         Some(b'[') => return Detected::Json,
-        Some(b'{') => return if is_ndjson(body) { Detected::Ndjson } else { Detected::Json },
+        Some(b'{') => {
+            return if is_ndjson(body) {
+                Detected::Ndjson
+            } else {
+                Detected::Json
+            }
+        }
         _ => {}
     }
 
@@ -167,7 +193,10 @@ fn opaque_magic(p: &[u8]) -> Option<&'static str> {
     if is_openpgp_binary(p) {
         return Some("encrypted (PGP)");
     }
-    if p.starts_with(b"BZh") && p.get(3).is_some_and(|c| (b'1'..=b'9').contains(c)) && p.get(4..10) == Some(b"1AY&SY") {
+    if p.starts_with(b"BZh")
+        && p.get(3).is_some_and(|c| (b'1'..=b'9').contains(c))
+        && p.get(4..10) == Some(b"1AY&SY")
+    {
         return Some("compressed (bzip2): not supported");
     }
     if p.starts_with(b"\xFD7zXZ\x00") {
@@ -192,7 +221,9 @@ fn opaque_magic(p: &[u8]) -> Option<&'static str> {
 /// symmetrically encrypted (integrity protected) data, with a plausible version byte. Conservative:
 /// anything else falls through (and being binary, ends up opaque anyway).
 fn is_openpgp_binary(p: &[u8]) -> bool {
-    let Some(&tag_byte) = p.first() else { return false };
+    let Some(&tag_byte) = p.first() else {
+        return false;
+    };
     if tag_byte & 0x80 == 0 {
         return false;
     }
@@ -221,11 +252,11 @@ fn is_openpgp_binary(p: &[u8]) -> bool {
     };
     let version = p.get(body_at).copied();
     match tag {
-        1 => matches!(version, Some(3 | 6)),                // PKESK
-        3 => matches!(version, Some(4..=6)),                // SKESK
-        18 => matches!(version, Some(1 | 2)),               // SEIPD
-        20 => matches!(version, Some(1)),                   // AEAD encrypted data
-        9 => p.len() > body_at + 16,                        // legacy symmetrically encrypted data
+        1 => matches!(version, Some(3 | 6)),  // PKESK
+        3 => matches!(version, Some(4..=6)),  // SKESK
+        18 => matches!(version, Some(1 | 2)), // SEIPD
+        20 => matches!(version, Some(1)),     // AEAD encrypted data
+        9 => p.len() > body_at + 16,          // legacy symmetrically encrypted data
         _ => false,
     }
 }
@@ -281,10 +312,17 @@ fn is_text(p: &[u8], truncated: bool) -> bool {
 
 /// First non-empty line is a complete JSON object and the next non-empty line starts with `{`.
 fn is_ndjson(body: &[u8]) -> bool {
-    let mut lines = body.split(|c| *c == b'\n').map(trim_ascii).filter(|l| !l.is_empty());
-    let Some(first) = lines.next() else { return false };
+    let mut lines = body
+        .split(|c| *c == b'\n')
+        .map(trim_ascii)
+        .filter(|l| !l.is_empty());
+    let Some(first) = lines.next() else {
+        return false;
+    };
     // The first line must be followed by a newline (complete) and parse as an object.
-    let Some(first_end) = body.iter().position(|c| *c == b'\n') else { return false };
+    let Some(first_end) = body.iter().position(|c| *c == b'\n') else {
+        return false;
+    };
     if first_end < first.len() {
         return false;
     }
@@ -309,15 +347,54 @@ mod tests {
         assert_eq!(sniff(b"\x1f\x8b\x08\x00"), Detected::Gzip);
         assert_eq!(sniff(b"PK\x03\x04...."), Detected::Zip);
         assert_eq!(sniff(b"PK\x05\x06\0\0\0\0"), Detected::Zip);
-        assert!(matches!(sniff(b"-----BEGIN PGP MESSAGE-----\n\nhQEMA"), Detected::Opaque { reason: "encrypted (PGP)", .. }));
-        assert!(matches!(sniff(b"age-encryption.org/v1\n-> X25519"), Detected::Opaque { reason: "encrypted (age)", .. }));
-        assert!(matches!(sniff(b"Salted__\x01\x02\x03\x04\x05\x06\x07\x08"), Detected::Opaque { .. }));
+        assert!(matches!(
+            sniff(b"-----BEGIN PGP MESSAGE-----\n\nhQEMA"),
+            Detected::Opaque {
+                reason: "encrypted (PGP)",
+                ..
+            }
+        ));
+        assert!(matches!(
+            sniff(b"age-encryption.org/v1\n-> X25519"),
+            Detected::Opaque {
+                reason: "encrypted (age)",
+                ..
+            }
+        ));
+        assert!(matches!(
+            sniff(b"Salted__\x01\x02\x03\x04\x05\x06\x07\x08"),
+            Detected::Opaque { .. }
+        ));
         // Old-format PKESK, one-octet length, version 3.
-        assert!(matches!(sniff(b"\x84\x5e\x03\x11\x22\x33"), Detected::Opaque { reason: "encrypted (PGP)", .. }));
+        assert!(matches!(
+            sniff(b"\x84\x5e\x03\x11\x22\x33"),
+            Detected::Opaque {
+                reason: "encrypted (PGP)",
+                ..
+            }
+        ));
         // New-format SKESK, version 4.
-        assert!(matches!(sniff(b"\xc3\x0d\x04\x07\x03"), Detected::Opaque { reason: "encrypted (PGP)", .. }));
-        assert!(matches!(sniff(b"\x00\x01\x02\x03binary"), Detected::Opaque { reason: "unknown binary format", .. }));
-        assert!(matches!(sniff(b"\xff\xfeM\0e\0m\0b\0e\0r\0"), Detected::Opaque { format: Format::Text, .. }));
+        assert!(matches!(
+            sniff(b"\xc3\x0d\x04\x07\x03"),
+            Detected::Opaque {
+                reason: "encrypted (PGP)",
+                ..
+            }
+        ));
+        assert!(matches!(
+            sniff(b"\x00\x01\x02\x03binary"),
+            Detected::Opaque {
+                reason: "unknown binary format",
+                ..
+            }
+        ));
+        assert!(matches!(
+            sniff(b"\xff\xfeM\0e\0m\0b\0e\0r\0"),
+            Detected::Opaque {
+                format: Format::Text,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -336,6 +413,9 @@ mod tests {
         assert_eq!(sniff(b"{\"a\":1}\n"), Detected::Json);
         assert_eq!(sniff(b"just some words here\nand more\n"), Detected::Text);
         // Legacy 8-bit (Windows-1252) text is still text.
-        assert_ne!(sniff(b"Jos\xe9 Mu\xf1oz lives here\n").format(), Format::Binary);
+        assert_ne!(
+            sniff(b"Jos\xe9 Mu\xf1oz lives here\n").format(),
+            Format::Binary
+        );
     }
 }

@@ -38,12 +38,18 @@ pub fn normalize_name(s: &str) -> String {
 /// `normalize_name`, appended to `out`.
 fn normalize_name_into(s: &str, out: &mut String) {
     if s.is_ascii() {
-        out.extend(s.bytes().filter(u8::is_ascii_alphabetic).map(|b| char::from(b.to_ascii_uppercase())));
+        out.extend(
+            s.bytes()
+                .filter(u8::is_ascii_alphabetic)
+                .map(|b| char::from(b.to_ascii_uppercase())),
+        );
         return;
     }
     for c in s.chars() {
         let base = match c {
-            'á' | 'à' | 'â' | 'ä' | 'ã' | 'å' | 'Á' | 'À' | 'Â' | 'Ä' | 'Ã' | 'Å' => 'A',
+            'á' | 'à' | 'â' | 'ä' | 'ã' | 'å' | 'Á' | 'À' | 'Â' | 'Ä' | 'Ã' | 'Å' => {
+                'A'
+            }
             'é' | 'è' | 'ê' | 'ë' | 'É' | 'È' | 'Ê' | 'Ë' => 'E',
             'í' | 'ì' | 'î' | 'ï' | 'Í' | 'Ì' | 'Î' | 'Ï' => 'I',
             'ó' | 'ò' | 'ô' | 'ö' | 'õ' | 'Ó' | 'Ò' | 'Ô' | 'Ö' | 'Õ' => 'O',
@@ -142,7 +148,9 @@ impl Fingerprinter {
         } else {
             None
         };
-        let state = p.state().and_then(|s| <[u8; 2]>::try_from(s.as_bytes()).ok());
+        let state = p
+            .state()
+            .and_then(|s| <[u8; 2]>::try_from(s.as_bytes()).ok());
         PersonRecord {
             fp_ssn,
             fp_name_dob,
@@ -171,7 +179,8 @@ impl std::hash::Hasher for FingerprintHasher {
             self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
         }
         for b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+            self.0 =
+                (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
         }
     }
     fn write_u8(&mut self, i: u8) {
@@ -195,7 +204,11 @@ mod tests {
 
     fn person(ssn: Option<&str>) -> Person {
         Person {
-            name: Some(Name { last: "O'Brien-Núñez".into(), first: "José".into(), middle: String::new() }),
+            name: Some(Name {
+                last: "O'Brien-Núñez".into(),
+                first: "José".into(),
+                middle: String::new(),
+            }),
             ssn: ssn.map(str::to_owned),
             dob: Some((1980, 5, 15)),
             ..Default::default()
@@ -207,11 +220,21 @@ mod tests {
         let f = Fingerprinter::new([7; 32]);
         let a = f.record(&person(Some("123456789")));
         let mut b_person = person(None);
-        b_person.name = Some(Name { last: "OBRIEN NUNEZ".into(), first: "jose".into(), middle: "Q".into() });
+        b_person.name = Some(Name {
+            last: "OBRIEN NUNEZ".into(),
+            first: "jose".into(),
+            middle: "Q".into(),
+        });
         let b = f.record(&b_person);
         assert_eq!(a.fp_name_dob, b.fp_name_dob);
         assert!(a.fp_ssn.is_some() && b.fp_ssn.is_none());
-        assert_ne!(Fingerprinter::new([8; 32]).record(&person(Some("123456789"))).fp_ssn, a.fp_ssn, "keyed");
+        assert_ne!(
+            Fingerprinter::new([8; 32])
+                .record(&person(Some("123456789")))
+                .fp_ssn,
+            a.fp_ssn,
+            "keyed"
+        );
     }
 
     /// The pre-keyed HMAC and the hand-built messages give exactly the fingerprints stored so far:
@@ -231,11 +254,21 @@ mod tests {
         p.dob = Some((987, 5, 1));
         let r = f.record(&p);
         assert_eq!(r.fp_ssn, Some(reference("ssn", "123456789")));
-        assert_eq!(r.fp_name_dob, Some(reference("name-dob", "OBRIENNUNEZ|JOSE|09870501")));
+        assert_eq!(
+            r.fp_name_dob,
+            Some(reference("name-dob", "OBRIENNUNEZ|JOSE|09870501"))
+        );
         p.ssn = None;
         p.dob = None;
-        assert_eq!(f.record(&p).fp_other, Some(reference("name", "OBRIENNUNEZ|JOSE")));
-        p.name = Some(Name { last: String::new(), first: "Jo".into(), middle: String::new() });
+        assert_eq!(
+            f.record(&p).fp_other,
+            Some(reference("name", "OBRIENNUNEZ|JOSE"))
+        );
+        p.name = Some(Name {
+            last: String::new(),
+            first: "Jo".into(),
+            middle: String::new(),
+        });
         assert_eq!(f.record(&p).fp_other, Some(reference("name", "|JO")));
         p.member_id = Some("M1".into());
         assert_eq!(f.record(&p).fp_other, Some(reference("member", "M1")));

@@ -170,15 +170,30 @@ impl Person {
         put(self.hicn.is_some(), Element::Hicn);
         put(self.medicaid_id.is_some(), Element::MedicaidId);
         put(self.member_id.is_some(), Element::MemberId);
-        put(self.medical_record_number.is_some(), Element::MedicalRecordNumber);
+        put(
+            self.medical_record_number.is_some(),
+            Element::MedicalRecordNumber,
+        );
         put(self.account_number.is_some(), Element::AccountNumber);
         put(self.dob.is_some(), Element::Dob);
         put(self.death_date.is_some(), Element::DeathDate);
         let addrs = [self.address.as_ref(), self.mailing_address.as_ref()];
-        put(addrs.iter().flatten().any(|a| !a.street.is_empty()), Element::Street);
-        put(addrs.iter().flatten().any(|a| !a.city.is_empty()), Element::City);
-        put(addrs.iter().flatten().any(|a| !a.state.is_empty()), Element::State);
-        put(addrs.iter().flatten().any(|a| !a.zip.is_empty()), Element::Zip);
+        put(
+            addrs.iter().flatten().any(|a| !a.street.is_empty()),
+            Element::Street,
+        );
+        put(
+            addrs.iter().flatten().any(|a| !a.city.is_empty()),
+            Element::City,
+        );
+        put(
+            addrs.iter().flatten().any(|a| !a.state.is_empty()),
+            Element::State,
+        );
+        put(
+            addrs.iter().flatten().any(|a| !a.zip.is_empty()),
+            Element::Zip,
+        );
         put(!self.phones.is_empty(), Element::Phone);
         put(!self.emails.is_empty(), Element::Email);
         put(!self.diagnoses.is_empty(), Element::Diagnosis);

@@ -69,20 +69,34 @@ impl Scanner {
     pub fn with_today(limits: Limits, today: (u16, u8, u8)) -> Self {
         Scanner {
             inner: Inner::new(0),
-            ctx: Ctx { limits, expanded: 0, today },
+            ctx: Ctx {
+                limits,
+                expanded: 0,
+                today,
+            },
             persons: 0,
             element_counts: BTreeMap::new(),
         }
     }
 
     pub fn feed(&mut self, data: &[u8], out: &mut dyn FnMut(Person)) {
-        let Scanner { inner, ctx, persons, element_counts } = self;
+        let Scanner {
+            inner,
+            ctx,
+            persons,
+            element_counts,
+        } = self;
         let mut counted = |p: Person| count(persons, element_counts, p, out);
         inner.feed(data, &mut counted, ctx);
     }
 
     pub fn finish(self, out: &mut dyn FnMut(Person)) -> ScanResult {
-        let Scanner { inner, mut ctx, mut persons, mut element_counts } = self;
+        let Scanner {
+            inner,
+            mut ctx,
+            mut persons,
+            mut element_counts,
+        } = self;
         let mut counted = |p: Person| count(&mut persons, &mut element_counts, p, out);
         let mut result = inner.finish(&mut counted, &mut ctx);
         result.persons = persons;
@@ -91,7 +105,12 @@ impl Scanner {
     }
 }
 
-fn count(persons: &mut u64, counts: &mut BTreeMap<crate::Element, u64>, p: Person, out: &mut dyn FnMut(Person)) {
+fn count(
+    persons: &mut u64,
+    counts: &mut BTreeMap<crate::Element, u64>,
+    p: Person,
+    out: &mut dyn FnMut(Person),
+) {
     if !p.is_identifiable() {
         return;
     }
@@ -121,17 +140,29 @@ pub(crate) struct Inner {
 enum State {
     /// Collecting the first bytes for detection.
     Prefix(Vec<u8>),
-    Parse { parser: Box<dyn RecordParser>, detected: Detected },
+    Parse {
+        parser: Box<dyn RecordParser>,
+        detected: Detected,
+    },
     Container(Box<Container>),
     /// Only whitespace so far (a prefix of whitespace longer than the sniff window).
-    Blank { saw_text: bool },
+    Blank {
+        saw_text: bool,
+    },
     /// Nothing to look at; the result is known.
-    Skip { format: Format, status: ScanStatus },
+    Skip {
+        format: Format,
+        status: ScanStatus,
+    },
 }
 
 impl Inner {
     pub(crate) fn new(depth: u32) -> Self {
-        Inner { depth, bytes: 0, state: State::Prefix(Vec::new()) }
+        Inner {
+            depth,
+            bytes: 0,
+            state: State::Prefix(Vec::new()),
+        }
     }
 
     pub(crate) fn feed(&mut self, data: &[u8], out: &mut dyn FnMut(Person), ctx: &mut Ctx) {
@@ -161,17 +192,25 @@ impl Inner {
         }
         let (format, inner_formats, status, records) = match self.state {
             State::Prefix(_) => (Format::Empty, Vec::new(), ScanStatus::Complete, 0),
-            State::Parse { mut parser, detected } => {
-                match catch_unwind(AssertUnwindSafe(|| parser.finish(out))) {
-                    Ok(o) => (refine_format(&detected, o.format), Vec::new(), o.status, o.records),
-                    Err(_) => (detected.format(), Vec::new(), parser_panicked(&detected), 0),
-                }
-            }
+            State::Parse {
+                mut parser,
+                detected,
+            } => match catch_unwind(AssertUnwindSafe(|| parser.finish(out))) {
+                Ok(o) => (
+                    refine_format(&detected, o.format),
+                    Vec::new(),
+                    o.status,
+                    o.records,
+                ),
+                Err(_) => (detected.format(), Vec::new(), parser_panicked(&detected), 0),
+            },
             State::Container(c) => {
                 let s = c.finish(out, ctx);
                 (s.format, s.inner_formats, s.status, s.records)
             }
-            State::Blank { saw_text: false } => (Format::Empty, Vec::new(), ScanStatus::Complete, 0),
+            State::Blank { saw_text: false } => {
+                (Format::Empty, Vec::new(), ScanStatus::Complete, 0)
+            }
             State::Blank { saw_text: true } => (Format::Text, Vec::new(), unstructured(), 0),
             State::Skip { format, status } => (format, Vec::new(), status, 0),
         };
@@ -194,7 +233,10 @@ impl Inner {
         let parser: Box<dyn RecordParser> = match &detected {
             Detected::Empty => {
                 self.state = if at_eof {
-                    State::Skip { format: Format::Empty, status: ScanStatus::Complete }
+                    State::Skip {
+                        format: Format::Empty,
+                        status: ScanStatus::Complete,
+                    }
                 } else {
                     State::Blank { saw_text: false }
                 };
@@ -203,7 +245,10 @@ impl Inner {
             Detected::Gzip | Detected::Zip => {
                 let format = detected.format();
                 if self.depth >= ctx.limits.max_depth {
-                    self.state = State::Skip { format, status: ScanStatus::Opaque("containers nested too deep".into()) };
+                    self.state = State::Skip {
+                        format,
+                        status: ScanStatus::Opaque("containers nested too deep".into()),
+                    };
                     return;
                 }
                 let c = if format == Format::Gzip {
@@ -216,11 +261,17 @@ impl Inner {
                 return;
             }
             Detected::Text => {
-                self.state = State::Skip { format: Format::Text, status: unstructured() };
+                self.state = State::Skip {
+                    format: Format::Text,
+                    status: unstructured(),
+                };
                 return;
             }
             Detected::Opaque { format, reason } => {
-                self.state = State::Skip { format: *format, status: ScanStatus::Opaque((*reason).into()) };
+                self.state = State::Skip {
+                    format: *format,
+                    status: ScanStatus::Opaque((*reason).into()),
+                };
                 return;
             }
             Detected::X12 => {
@@ -269,7 +320,10 @@ fn unstructured() -> ScanStatus {
 /// A parser bug must not fail the upload; the status says the rest was not scanned. (The fuzz target
 /// treats this reason as a crash.)
 fn parser_panicked(detected: &Detected) -> ScanStatus {
-    ScanStatus::Partial(format!("internal error in the {} parser: rest not scanned", detected.format().as_str()))
+    ScanStatus::Partial(format!(
+        "internal error in the {} parser: rest not scanned",
+        detected.format().as_str()
+    ))
 }
 
 /// The detected format, refined by what the parser found (X12 834/837, JSON vs NDJSON).

@@ -20,7 +20,10 @@ fn digits_of(s: &str) -> Option<String> {
 pub fn ssn(s: &str) -> Option<String> {
     let t = s.trim();
     // Only plain digits or the dashed form; "12 345 6789" and other shapes are not SSNs.
-    let d: String = if t.len() == 11 && t.as_bytes().get(3) == Some(&b'-') && t.as_bytes().get(6) == Some(&b'-') {
+    let d: String = if t.len() == 11
+        && t.as_bytes().get(3) == Some(&b'-')
+        && t.as_bytes().get(6) == Some(&b'-')
+    {
         t.chars().filter(|c| *c != '-').collect()
     } else {
         t.to_owned()
@@ -46,7 +49,12 @@ fn mbi_letter(c: u8) -> bool {
 
 /// Medicare Beneficiary Identifier: 11 characters (dashes allowed in input), case-folded.
 pub fn mbi(s: &str) -> Option<String> {
-    let v: String = s.trim().chars().filter(|c| *c != '-').collect::<String>().to_ascii_uppercase();
+    let v: String = s
+        .trim()
+        .chars()
+        .filter(|c| *c != '-')
+        .collect::<String>()
+        .to_ascii_uppercase();
     let b = v.as_bytes();
     if b.len() != 11 {
         return None;
@@ -71,7 +79,12 @@ pub fn mbi(s: &str) -> Option<String> {
 /// Legacy Medicare HICN: a valid SSN followed by a 1-2 character beneficiary code (letter, or letter
 /// plus digit), or the railroad form (1-3 letters then 6 or 9 digits).
 pub fn hicn(s: &str) -> Option<String> {
-    let v: String = s.trim().chars().filter(|c| *c != '-' && *c != ' ').collect::<String>().to_ascii_uppercase();
+    let v: String = s
+        .trim()
+        .chars()
+        .filter(|c| *c != '-' && *c != ' ')
+        .collect::<String>()
+        .to_ascii_uppercase();
     // Byte offsets below assume ASCII; anything else is not an HICN (and must not split a character).
     if !v.is_ascii() {
         return None;
@@ -80,14 +93,19 @@ pub fn hicn(s: &str) -> Option<String> {
         let (num, code) = v.split_at(9);
         let cb = code.as_bytes();
         let code_ok = cb.first().is_some_and(|c| c.is_ascii_uppercase())
-            && cb.get(1).is_none_or(|c| c.is_ascii_digit() || c.is_ascii_uppercase());
+            && cb
+                .get(1)
+                .is_none_or(|c| c.is_ascii_digit() || c.is_ascii_uppercase());
         if code_ok && ssn(num).is_some() {
             return Some(v);
         }
     }
     let letters = v.bytes().take_while(|c| c.is_ascii_uppercase()).count();
     let rest = v.get(letters..)?;
-    if (1..=3).contains(&letters) && (rest.len() == 6 || rest.len() == 9) && rest.bytes().all(|c| c.is_ascii_digit()) {
+    if (1..=3).contains(&letters)
+        && (rest.len() == 6 || rest.len() == 9)
+        && rest.bytes().all(|c| c.is_ascii_digit())
+    {
         return Some(v);
     }
     None
@@ -97,7 +115,10 @@ pub fn hicn(s: &str) -> Option<String> {
 /// 80840 prefix. Parsers use this to *exclude* provider numbers.
 pub fn npi(s: &str) -> Option<String> {
     let d = s.trim();
-    if d.len() != 10 || !d.bytes().all(|b| b.is_ascii_digit()) || !matches!(d.as_bytes().first(), Some(b'1' | b'2')) {
+    if d.len() != 10
+        || !d.bytes().all(|b| b.is_ascii_digit())
+        || !matches!(d.as_bytes().first(), Some(b'1' | b'2'))
+    {
         return None;
     }
     // Luhn over the 9 payload digits (doubling from the right), plus 24 for the 80840 prefix.
@@ -144,7 +165,9 @@ pub fn email(s: &str) -> Option<String> {
     if local.is_empty() || local.len() > 64 || domain.contains('@') || !domain.contains('.') {
         return None;
     }
-    let local_ok = local.bytes().all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~.-".contains(&c));
+    let local_ok = local
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~.-".contains(&c));
     let domain_ok = domain.split('.').all(|l| {
         !l.is_empty() && l.len() <= 63 && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
     });
@@ -169,10 +192,10 @@ pub fn zip(s: &str) -> Option<String> {
 
 /// USPS state and territory codes accepted as a state of residence.
 pub const STATES: [&str; 62] = [
-    "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "FL", "GA", "HI", "ID", "IL", "IN", "IA", "KS", "KY", "LA", "ME",
-    "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM", "NY", "NC", "ND", "OH", "OK", "OR", "PA",
-    "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA", "WV", "WI", "WY", "DC", "AS", "FM", "GU", "MH", "MP", "PR",
-    "PW", "VI", "AA", "AE", "AP",
+    "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "FL", "GA", "HI", "ID", "IL", "IN", "IA", "KS",
+    "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM", "NY",
+    "NC", "ND", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA", "WV",
+    "WI", "WY", "DC", "AS", "FM", "GU", "MH", "MP", "PR", "PW", "VI", "AA", "AE", "AP",
 ];
 
 pub fn state(s: &str) -> Option<String> {
@@ -203,20 +226,32 @@ pub fn date(s: &str) -> Option<(u16, u8, u8)> {
     let (y, m, d) = if t.len() >= 8 && t.bytes().take(8).all(|b| b.is_ascii_digit()) {
         // CCYYMMDD, possibly followed by HL7 time digits (HHMM[SS[.S]][+ZZZZ]).
         let rest = t.get(8..)?;
-        if !rest.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'+' || b == b'-') {
+        if !rest
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.' || b == b'+' || b == b'-')
+        {
             return None;
         }
         (num(t.get(0..4)?)?, num(t.get(4..6)?)?, num(t.get(6..8)?)?)
-    } else if t.len() == 10 && t.as_bytes().get(4) == Some(&b'-') && t.as_bytes().get(7) == Some(&b'-') {
+    } else if t.len() == 10
+        && t.as_bytes().get(4) == Some(&b'-')
+        && t.as_bytes().get(7) == Some(&b'-')
+    {
         (num(t.get(0..4)?)?, num(t.get(5..7)?)?, num(t.get(8..10)?)?)
     } else {
         let parts: Vec<&str> = t.split(['/', '-']).collect();
         match parts.as_slice() {
-            [m, d, y] if y.len() == 4 && m.len() <= 2 && d.len() <= 2 => (num(y)?, num(m)?, num(d)?),
+            [m, d, y] if y.len() == 4 && m.len() <= 2 && d.len() <= 2 => {
+                (num(y)?, num(m)?, num(d)?)
+            }
             _ => return None,
         }
     };
-    let (y, m, d) = (u16::try_from(y).ok()?, u8::try_from(m).ok()?, u8::try_from(d).ok()?);
+    let (y, m, d) = (
+        u16::try_from(y).ok()?,
+        u8::try_from(m).ok()?,
+        u8::try_from(d).ok()?,
+    );
     real_date(y, m, d).then_some((y, m, d))
 }
 
@@ -252,11 +287,18 @@ pub fn civil_from_days(z: i64) -> (u16, u8, u8) {
 
 /// ICD-10-CM code (dot optional), or an ICD-9 code when `icd9` is set. Returns it uppercase, no dot.
 pub fn diagnosis(s: &str, icd9: bool) -> Option<String> {
-    let v: String = s.trim().chars().filter(|c| *c != '.').collect::<String>().to_ascii_uppercase();
+    let v: String = s
+        .trim()
+        .chars()
+        .filter(|c| *c != '.')
+        .collect::<String>()
+        .to_ascii_uppercase();
     let b = v.as_bytes();
     if icd9 {
         let ok = (3..=5).contains(&b.len())
-            && (b.first().is_some_and(|c| c.is_ascii_digit() || *c == b'V' || *c == b'E'))
+            && (b
+                .first()
+                .is_some_and(|c| c.is_ascii_digit() || *c == b'V' || *c == b'E'))
             && b.iter().skip(1).all(|c| c.is_ascii_digit());
         return ok.then_some(v);
     }
@@ -276,8 +318,23 @@ mod tests {
     fn ssn_rules() {
         assert_eq!(ssn("123-45-6789").as_deref(), Some("123456789"));
         assert_eq!(ssn("123456789").as_deref(), Some("123456789"));
-        assert_eq!(ssn("899-45-6789").as_deref(), Some("899456789"), "areas above 772 are issued since 2011");
-        for bad in ["000-12-3456", "666-12-3456", "900-12-3456", "123-00-4567", "123-45-0000", "078-05-1120", "219-09-9999", "12345678", "1234567890", "12-345-6789"] {
+        assert_eq!(
+            ssn("899-45-6789").as_deref(),
+            Some("899456789"),
+            "areas above 772 are issued since 2011"
+        );
+        for bad in [
+            "000-12-3456",
+            "666-12-3456",
+            "900-12-3456",
+            "123-00-4567",
+            "123-45-0000",
+            "078-05-1120",
+            "219-09-9999",
+            "12345678",
+            "1234567890",
+            "12-345-6789",
+        ] {
             assert_eq!(ssn(bad), None, "{bad}");
         }
     }
@@ -329,7 +386,10 @@ mod tests {
         assert_eq!(zip("00000"), None);
         assert_eq!(state("il").as_deref(), Some("IL"));
         assert_eq!(state("XX"), None);
-        assert_eq!(email("Jane.Sample@Example.com").as_deref(), Some("jane.sample@example.com"));
+        assert_eq!(
+            email("Jane.Sample@Example.com").as_deref(),
+            Some("jane.sample@example.com")
+        );
         assert_eq!(email("not-an-email"), None);
         assert_eq!(diagnosis("E11.9", false).as_deref(), Some("E119"));
         assert_eq!(diagnosis("U07.1", false).as_deref(), Some("U071"));

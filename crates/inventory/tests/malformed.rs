@@ -32,7 +32,10 @@ fn well_formed_834_is_complete() {
 fn truncated_x12_is_partial() {
     let cut = X12_834.find("HD*021").expect("fixture");
     let (r, _) = scan(&X12_834.as_bytes()[..cut]);
-    assert!(matches!(r.format, Format::X12_834 | Format::X12Other), "{r:?}");
+    assert!(
+        matches!(r.format, Format::X12_834 | Format::X12Other),
+        "{r:?}"
+    );
     assert!(is_partial(&r.status), "{r:?}");
     // Cut inside the ISA header.
     let (r, people) = scan(&X12_834.as_bytes()[..50]);
@@ -55,8 +58,18 @@ fn wrong_se_count_is_partial() {
 fn missing_isa_is_not_x12() {
     let start = X12_834.find("GS*").expect("fixture");
     let (r, _) = scan(&X12_834.as_bytes()[start..]);
-    assert!(!matches!(r.format, Format::X12_834 | Format::X12_837 | Format::X12Other), "{r:?}");
-    assert_ne!(r.status, ScanStatus::Complete, "unstructured text must not count as clean: {r:?}");
+    assert!(
+        !matches!(
+            r.format,
+            Format::X12_834 | Format::X12_837 | Format::X12Other
+        ),
+        "{r:?}"
+    );
+    assert_ne!(
+        r.status,
+        ScanStatus::Complete,
+        "unstructured text must not count as clean: {r:?}"
+    );
 }
 
 #[test]
@@ -92,7 +105,11 @@ fn invalid_utf8() {
     let (r, _) = scan(latin1);
     assert_ne!(r.format, Format::Binary, "{r:?}");
     // Invalid UTF-8 inside X12, HL7 and JSON.
-    for base in [X12_834, HL7_ADT, "[{\"ssn\":\"123-45-6789\",\"name\":\"x\"}]"] {
+    for base in [
+        X12_834,
+        HL7_ADT,
+        "[{\"ssn\":\"123-45-6789\",\"name\":\"x\"}]",
+    ] {
         let mut v = base.as_bytes().to_vec();
         for i in (10..v.len()).step_by(37) {
             v[i] = 0xC3 ^ (i as u8 & 0x3F);
@@ -114,21 +131,35 @@ fn zip_bomb_stops_at_ratio_limit() {
     let file = zip(&[zip_entry_raw("members.txt", &body, 1 << 30, 0, 8, 0)]);
     let t = Instant::now();
     let (r, _) = scan_chunked(&file, 1 << 20, Limits::default());
-    assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
     assert_eq!(r.format, Format::Zip);
     assert!(is_partial(&r.status), "{r:?}");
-    assert!(reason(&r.status).contains("decompression limit reached"), "{r:?}");
+    assert!(
+        reason(&r.status).contains("decompression limit reached"),
+        "{r:?}"
+    );
     assert!(reason(&r.status).contains("ratio"), "{r:?}");
 
     // The same stream in gzip, with the total limit instead of the ratio.
     let mut gz = vec![0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 0xFF];
     gz.extend_from_slice(&body);
     gz.extend_from_slice(&[0; 8]);
-    let limits = Limits { max_ratio: 1_000_000, max_expanded: 64 << 20, ..Limits::default() };
+    let limits = Limits {
+        max_ratio: 1_000_000,
+        max_expanded: 64 << 20,
+        ..Limits::default()
+    };
     let (r, _) = scan_chunked(&gz, 1 << 20, limits);
     assert_eq!(r.format, Format::Gzip);
     assert!(is_partial(&r.status), "{r:?}");
-    assert!(reason(&r.status).contains(&format!("more than {} bytes expanded", 64u64 << 20)), "{r:?}");
+    assert!(
+        reason(&r.status).contains(&format!("more than {} bytes expanded", 64u64 << 20)),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -137,7 +168,10 @@ fn gzip_nesting_depth() {
     let g3 = gzip(&gzip(&gzip(inner)));
     let (r, people) = scan(&g3);
     assert_eq!(r.format, Format::Gzip);
-    assert_eq!(r.inner_formats, vec![Format::Gzip, Format::Gzip, Format::X12_834]);
+    assert_eq!(
+        r.inner_formats,
+        vec![Format::Gzip, Format::Gzip, Format::X12_834]
+    );
     assert_eq!(r.status, ScanStatus::Complete, "{r:?}");
     assert_eq!(people.len(), 2);
     assert_eq!(r.records, 2);
@@ -146,7 +180,10 @@ fn gzip_nesting_depth() {
     let (r, people) = scan(&g4);
     assert_eq!(r.format, Format::Gzip);
     assert!(matches!(r.status, ScanStatus::Opaque(_)), "{r:?}");
-    assert!(reason(&r.status).contains("containers nested too deep"), "{r:?}");
+    assert!(
+        reason(&r.status).contains("containers nested too deep"),
+        "{r:?}"
+    );
     assert!(people.is_empty());
 }
 
@@ -159,7 +196,10 @@ fn pgp_armored_is_opaque() {
     let (r, _) = scan(b"age-encryption.org/v1\n-> X25519 abc\n--- def\n\x01\x02\x03");
     assert_eq!(r.status, ScanStatus::Opaque("encrypted (age)".into()));
     let (r, _) = scan(b"Salted__\x11\x22\x33\x44\x55\x66\x77\x88\xAA\xBB");
-    assert_eq!(r.status, ScanStatus::Opaque("encrypted (openssl enc)".into()));
+    assert_eq!(
+        r.status,
+        ScanStatus::Opaque("encrypted (openssl enc)".into())
+    );
 }
 
 #[test]
@@ -175,10 +215,16 @@ fn encrypted_zip_entry_is_opaque() {
     assert!(reason(&r.status).contains("encrypted zip entry"), "{r:?}");
     // The readable entry was still scanned.
     assert_eq!(people.len(), 2);
-    assert_eq!(r.inner_formats, vec![Format::X12_834, Format::Binary, Format::Binary]);
+    assert_eq!(
+        r.inner_formats,
+        vec![Format::X12_834, Format::Binary, Format::Binary]
+    );
 
     // Encrypted with a data descriptor: the end cannot be found, so the rest is not scanned either.
-    let file = zip(&[zip_entry("secret.csv", b"pretend ciphertext", 8, 1 | 8), zip_entry("m.x12", X12_834.as_bytes(), 8, 0)]);
+    let file = zip(&[
+        zip_entry("secret.csv", b"pretend ciphertext", 8, 1 | 8),
+        zip_entry("m.x12", X12_834.as_bytes(), 8, 0),
+    ]);
     let (r, people) = scan(&file);
     assert!(matches!(r.status, ScanStatus::Opaque(_)), "{r:?}");
     assert!(people.is_empty());
@@ -209,8 +255,20 @@ fn corrupt_and_truncated_containers() {
     let (r, _) = scan(b"\x1f\x8b\x07\x00\x00\x00\x00\x00\x00\x03garbage");
     assert!(matches!(r.status, ScanStatus::Opaque(_)), "{r:?}");
 
-    let z = zip(&[zip_entry("a.x12", X12_834.as_bytes(), 8, 0), zip_entry("b.x12", X12_834.as_bytes(), 0, 0)]);
-    for cut in [4, 20, 30, 40, z.len() / 3, z.len() / 2, z.len() - 22, z.len() - 1] {
+    let z = zip(&[
+        zip_entry("a.x12", X12_834.as_bytes(), 8, 0),
+        zip_entry("b.x12", X12_834.as_bytes(), 0, 0),
+    ]);
+    for cut in [
+        4,
+        20,
+        30,
+        40,
+        z.len() / 3,
+        z.len() / 2,
+        z.len() - 22,
+        z.len() - 1,
+    ] {
         let (r, _) = scan(&z[..cut]);
         assert_eq!(r.format, Format::Zip);
         if cut < z.len() - 22 {
@@ -223,10 +281,16 @@ fn corrupt_and_truncated_containers() {
         let _ = scan_chunked(&bad, 11, Limits::default());
     }
     // Unsupported method (bzip2 = 12) with known size: that entry is opaque, the next one is read.
-    let z = zip(&[zip_entry("a.bin", b"BZh91AY&SY....", 12, 0), zip_entry("b.x12", X12_834.as_bytes(), 8, 0)]);
+    let z = zip(&[
+        zip_entry("a.bin", b"BZh91AY&SY....", 12, 0),
+        zip_entry("b.x12", X12_834.as_bytes(), 8, 0),
+    ]);
     let (r, people) = scan(&z);
     assert!(matches!(r.status, ScanStatus::Opaque(_)), "{r:?}");
-    assert!(reason(&r.status).contains("unsupported compression method (12)"), "{r:?}");
+    assert!(
+        reason(&r.status).contains("unsupported compression method (12)"),
+        "{r:?}"
+    );
     assert_eq!(people.len(), 2);
 }
 

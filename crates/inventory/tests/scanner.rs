@@ -11,7 +11,10 @@ const CSV: &str = "Member SSN,First Name,Last Name,DOB\n123-45-6789,Jane,Sample,
 #[test]
 fn empty_and_blank() {
     let (r, _) = scan(b"");
-    assert_eq!((r.format, r.status, r.bytes), (Format::Empty, ScanStatus::Complete, 0));
+    assert_eq!(
+        (r.format, r.status, r.bytes),
+        (Format::Empty, ScanStatus::Complete, 0)
+    );
     let (r, _) = scan(b"\xEF\xBB\xBF \r\n\n");
     assert_eq!((r.format, r.status), (Format::Empty, ScanStatus::Complete));
     // Whitespace longer than the sniff window, then text.
@@ -28,7 +31,10 @@ fn empty_and_blank() {
 fn unstructured_text_is_not_clean() {
     let (r, _) = scan(b"Dear team: the member's SSN is 123-45-6789.\nThanks\n");
     assert_eq!(r.format, Format::Text);
-    assert_eq!(r.status, ScanStatus::Partial("unstructured text: not scanned for people".into()));
+    assert_eq!(
+        r.status,
+        ScanStatus::Partial("unstructured text: not scanned for people".into())
+    );
 }
 
 #[test]
@@ -37,7 +43,10 @@ fn text_formats_through_their_parsers() {
     assert_eq!(r.format, Format::Hl7v2, "{r:?}");
     assert_eq!(people.len(), 1);
     assert_eq!(r.persons, 1);
-    assert!(r.element_counts.get(&Element::Ssn).is_some_and(|n| *n == 1), "{r:?}");
+    assert!(
+        r.element_counts.get(&Element::Ssn).is_some_and(|n| *n == 1),
+        "{r:?}"
+    );
 
     // BOM and blank lines before ISA / MSH.
     let (r, people) = scan(format!("\u{feff}\r\n  {X12_834}").as_bytes());
@@ -87,13 +96,23 @@ fn zip_entries_are_scanned() {
     assert_eq!(r.status, ScanStatus::Complete, "{r:?}");
     assert_eq!(
         r.inner_formats,
-        vec![Format::X12_834, Format::Hl7v2, Format::Csv, Format::Empty, Format::Gzip, Format::X12_834]
+        vec![
+            Format::X12_834,
+            Format::Hl7v2,
+            Format::Csv,
+            Format::Empty,
+            Format::Gzip,
+            Format::X12_834
+        ]
     );
     assert_eq!(people.len(), 2 + 1 + 2 + 2);
     assert_eq!(r.persons, 7);
 
     let (r, _) = scan(b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0");
-    assert_eq!((r.format, r.status, r.inner_formats.len()), (Format::Zip, ScanStatus::Complete, 0));
+    assert_eq!(
+        (r.format, r.status, r.inner_formats.len()),
+        (Format::Zip, ScanStatus::Complete, 0)
+    );
 
     // Stored with a data descriptor cannot be delimited while streaming.
     let (r, _) = scan(&zip(&[zip_entry("a.csv", CSV.as_bytes(), 0, 8)]));
@@ -107,7 +126,11 @@ fn gzip_multi_member() {
     file.extend_from_slice(&gzip(b.as_bytes()));
     file.extend_from_slice(&[0; 16]); // padding
     let (r, people) = scan(&file);
-    assert_eq!((r.format, &r.status), (Format::Gzip, &ScanStatus::Complete), "{r:?}");
+    assert_eq!(
+        (r.format, &r.status),
+        (Format::Gzip, &ScanStatus::Complete),
+        "{r:?}"
+    );
     assert_eq!(r.inner_formats, vec![Format::X12_834]);
     assert_eq!(people.len(), 2);
     // Trailing garbage is not silently ignored.

@@ -13,6 +13,7 @@ use lockbox_vault::Vault;
 use serde_json::json;
 
 mod config;
+mod exposure_cmd;
 mod output;
 mod scan;
 mod serve;
@@ -70,6 +71,9 @@ enum Command {
     /// The PHI inventory of stored files.
     #[command(subcommand)]
     Inventory(InventoryCmd),
+    /// Breach exposure reports and notification packages.
+    #[command(subcommand)]
+    Exposure(exposure_cmd::ExposureCmd),
     /// Scan local files for PHI without storing anything (offline).
     Scan {
         #[arg(required = true)]
@@ -271,16 +275,34 @@ fn run(cli: Cli) -> Result<()> {
                 out.done("", &v);
             } else {
                 println!("{}  ({} bytes, sha256 {})", v.path, v.size, v.sha256);
-                let inner = if v.inner_formats.is_empty() { String::new() } else { format!(" [{}]", v.inner_formats.join(", ")) };
-                println!("format {}{}, scan {}{}", v.format, inner, v.status, v.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default());
+                let inner = if v.inner_formats.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", v.inner_formats.join(", "))
+                };
+                println!(
+                    "format {}{}, scan {}{}",
+                    v.format,
+                    inner,
+                    v.status,
+                    v.reason
+                        .as_deref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                );
                 println!("{} records, {} people", v.records, v.persons);
                 for (e, n) in &v.element_counts {
                     println!("  {e:<24} {n}");
                 }
-                let states: Vec<String> = v.persons_by_state.iter().map(|(s, n)| format!("{s} {n}")).collect();
+                let states: Vec<String> = v
+                    .persons_by_state
+                    .iter()
+                    .map(|(s, n)| format!("{s} {n}"))
+                    .collect();
                 println!("people by state: {}", states.join(", "));
             }
         }
+        Command::Exposure(cmd) => exposure_cmd::run(&vault, &actor, &out, cmd)?,
         Command::Org(OrgCmd::Create { name }) => {
             let org = vault.create_org(&actor, &name)?;
             out.done(&format!("created organization {}", org.name), &org);

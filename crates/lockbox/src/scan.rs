@@ -14,7 +14,8 @@ use crate::output::Out;
 pub fn run(out: &Out, files: &[PathBuf]) -> Result<()> {
     let mut reports = Vec::new();
     for path in files {
-        let mut f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let mut f =
+            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         let mut scanner = Scanner::new(Limits::default());
         let mut people: Vec<serde_json::Value> = Vec::new();
         let mut buf = vec![0u8; 1 << 20];
@@ -25,7 +26,9 @@ pub fn run(out: &Out, files: &[PathBuf]) -> Result<()> {
             }));
         };
         loop {
-            let n = f.read(&mut buf).with_context(|| format!("cannot read {}", path.display()))?;
+            let n = f
+                .read(&mut buf)
+                .with_context(|| format!("cannot read {}", path.display()))?;
             if n == 0 {
                 break;
             }
@@ -36,7 +39,15 @@ pub fn run(out: &Out, files: &[PathBuf]) -> Result<()> {
             let inner = if result.inner_formats.is_empty() {
                 String::new()
             } else {
-                format!(" [{}]", result.inner_formats.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", "))
+                format!(
+                    " [{}]",
+                    result
+                        .inner_formats
+                        .iter()
+                        .map(|f| f.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             };
             println!(
                 "{}: {}{}, {}{}, {} records, {} people",
@@ -44,7 +55,11 @@ pub fn run(out: &Out, files: &[PathBuf]) -> Result<()> {
                 result.format.as_str(),
                 inner,
                 result.status.as_str(),
-                result.status.reason().map(|r| format!(" ({r})")).unwrap_or_default(),
+                result
+                    .status
+                    .reason()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default(),
                 result.records,
                 result.persons
             );

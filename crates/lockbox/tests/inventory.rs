@@ -8,7 +8,10 @@ mod common;
 
 use common::*;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/reference/fixtures");
+const FIXTURES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/reference/fixtures"
+);
 
 fn fixture(name: &str) -> std::path::PathBuf {
     std::path::Path::new(FIXTURES).join(name)
@@ -16,7 +19,8 @@ fn fixture(name: &str) -> std::path::PathBuf {
 
 fn show(s: &TestServer, path: &str) -> serde_json::Value {
     let out = s.cli_ok(&["--json", "inventory", "show", path]);
-    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("inventory show is not JSON ({e}): {out}"))
+    serde_json::from_str(out.trim())
+        .unwrap_or_else(|e| panic!("inventory show is not JSON ({e}): {out}"))
 }
 
 /// Every identifying value of the shared fixtures, in the shapes they appear in the files.
@@ -40,7 +44,11 @@ fn uploads_are_inventoried_without_storing_identifiers() {
     s.sftp_ok(
         "alice",
         Auth::Key(&key),
-        &format!("put {} enroll.x12\nput {} adt.hl7\n", x12.display(), hl7.display()),
+        &format!(
+            "put {} enroll.x12\nput {} adt.hl7\n",
+            x12.display(),
+            hl7.display()
+        ),
     );
 
     let v = show(&s, "acme/home.alice/enroll.x12");
@@ -49,7 +57,10 @@ fn uploads_are_inventoried_without_storing_identifiers() {
     assert_eq!(v["persons"], 2, "{v}");
     assert_eq!(v["element_counts"]["ssn"], 2, "{v}");
     assert_eq!(v["element_counts"]["mbi"], 1, "{v}");
-    assert_eq!(v["element_counts"]["member_id"], 1, "the dependent's REF*0F is not his own: {v}");
+    assert_eq!(
+        v["element_counts"]["member_id"], 1,
+        "the dependent's REF*0F is not his own: {v}"
+    );
     assert_eq!(v["persons_by_state"]["IL"], 2, "{v}");
 
     let v = show(&s, "acme/home.alice/adt.hl7");
@@ -71,7 +82,11 @@ fn uploads_are_inventoried_without_storing_identifiers() {
     for id in FIXTURE_IDENTIFIERS {
         for f in s.data_files() {
             let bytes = std::fs::read(&f).unwrap();
-            assert!(!contains_bytes(&bytes, id.as_bytes()), "{id} found in {}", f.display());
+            assert!(
+                !contains_bytes(&bytes, id.as_bytes()),
+                "{id} found in {}",
+                f.display()
+            );
         }
     }
 }
@@ -106,12 +121,18 @@ fn unreadable_content_never_blocks_an_upload_and_is_opaque() {
             s.dir.path().join("cut.back").display()
         ),
     );
-    assert_eq!(std::fs::read(s.dir.path().join("cut.back")).unwrap(), full[..full.len() / 2].as_bytes());
+    assert_eq!(
+        std::fs::read(s.dir.path().join("cut.back")).unwrap(),
+        full[..full.len() / 2].as_bytes()
+    );
     assert_eq!(show(&s, "acme/home.alice/msg.asc")["status"], "opaque");
     assert_eq!(show(&s, "acme/home.alice/garbage.bin")["status"], "opaque");
     let cut = show(&s, "acme/home.alice/cut.x12");
     assert_eq!(cut["status"], "partial", "{cut}");
-    assert!(cut["reason"].as_str().is_some_and(|r| !r.is_empty()), "{cut}");
+    assert!(
+        cut["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{cut}"
+    );
 }
 
 #[test]
@@ -119,15 +140,24 @@ fn rescan_inventories_files_that_have_none() {
     let s = TestServer::start();
     let key = s.setup_acme_alice();
     let x12 = fixture("enrollment-834-two-members.x12");
-    s.sftp_ok("alice", Auth::Key(&key), &format!("put {} enroll.x12\n", x12.display()));
+    s.sftp_ok(
+        "alice",
+        Auth::Key(&key),
+        &format!("put {} enroll.x12\n", x12.display()),
+    );
     // Forget the inventory, as for a file stored before the classifier existed.
     {
         let db = rusqlite::Connection::open(s.data_dir.join("lockbox.db")).unwrap();
-        db.execute_batch("DELETE FROM file_persons; DELETE FROM file_inventory;").unwrap();
+        db.execute_batch("DELETE FROM file_persons; DELETE FROM file_inventory;")
+            .unwrap();
     }
     let missing = s.cli(&["inventory", "show", "acme/home.alice/enroll.x12"]);
     assert!(!missing.status.success());
-    assert!(stderr_of(&missing).contains("rescan"), "{}", describe(&missing));
+    assert!(
+        stderr_of(&missing).contains("rescan"),
+        "{}",
+        describe(&missing)
+    );
     let out = s.cli_ok(&["--json", "inventory", "rescan"]);
     let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(r["scanned"], 1, "{r}");
@@ -147,5 +177,8 @@ fn offline_scan_reports_people_per_file() {
     assert_eq!(v[0]["persons"], 2, "{v}");
     assert_eq!(v[1]["persons"], 1, "{v}");
     // The offline report lists elements, never values.
-    assert!(!out.contains("123456789") && !out.contains("SAMPLE"), "{out}");
+    assert!(
+        !out.contains("123456789") && !out.contains("SAMPLE"),
+        "{out}"
+    );
 }

@@ -190,7 +190,9 @@ pub async fn serve(
         // Registered here, in accept order, so "evict the oldest" really means the oldest.
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let evict = Arc::new(Notify::new());
-        shared.preauth.admit(id, peer.ip(), evict.clone(), &shared.cfg);
+        shared
+            .preauth
+            .admit(id, peer.ip(), evict.clone(), &shared.cfg);
         let shared = shared.clone();
         let config = config.clone();
         tokio::spawn(async move {

@@ -4,11 +4,13 @@
 #![forbid(unsafe_code)]
 
 mod blobs;
+mod exposure;
 mod rows;
 mod schema;
 mod sqlite;
 
 pub use blobs::{BlobId, BlobStore, LocalBlobStore};
+pub use exposure::{ExposureFileRow, ExposurePersonRef};
 pub use rows::*;
 pub use sqlite::SqliteStore;
 

@@ -158,7 +158,7 @@ impl SqliteStore {
         })
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll back on
         // drop), so a poisoned mutex is still safe to use.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
@@ -1037,7 +1037,10 @@ impl SqliteStore {
     pub fn save_inventory(&self, row: &InventoryRow, persons: &[PersonRow]) -> Result<()> {
         let mut c = self.conn();
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute("DELETE FROM file_persons WHERE file_id = ?1", params![row.file_id.0])?;
+        tx.execute(
+            "DELETE FROM file_persons WHERE file_id = ?1",
+            params![row.file_id.0],
+        )?;
         tx.execute(
             "INSERT OR REPLACE INTO file_inventory (file_id, format, inner_formats, status, reason, records, persons, \
              element_counts, classifier_version, scanned_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",

@@ -28,7 +28,11 @@ pub(crate) struct ContentAnalysis {
 
 /// Keyed by the fingerprints themselves: secret-keyed HMAC outputs, so a plain multiplicative hash is
 /// safe (an uploader cannot choose colliding keys) and much cheaper than SipHash over 96 bytes.
-type People = HashMap<(Option<[u8; 32]>, Option<[u8; 32]>, Option<[u8; 32]>), PersonRecord, FingerprintHashBuilder>;
+type People = HashMap<
+    (Option<[u8; 32]>, Option<[u8; 32]>, Option<[u8; 32]>),
+    PersonRecord,
+    FingerprintHashBuilder,
+>;
 
 /// What the analysis produced.
 pub(crate) struct ContentFindings {
@@ -49,23 +53,34 @@ impl ContentAnalysis {
 
     pub(crate) fn update(&mut self, data: &[u8]) {
         self.hasher.update(data);
-        let Some(scanner) = self.scanner.as_mut() else { return };
+        let Some(scanner) = self.scanner.as_mut() else {
+            return;
+        };
         let (fp, people) = (&self.fingerprinter, &mut self.people);
         let fed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             scanner.feed(data, &mut |p| merge(people, fp.record(&p)));
         }));
         if fed.is_err() {
-            tracing::error!("the PHI classifier failed on this file; it is recorded as partially scanned");
+            tracing::error!(
+                "the PHI classifier failed on this file; it is recorded as partially scanned"
+            );
             self.scanner = None;
         }
     }
 
     pub(crate) fn finish(self) -> ContentFindings {
-        let ContentAnalysis { hasher, scanner, fingerprinter, mut people } = self;
+        let ContentAnalysis {
+            hasher,
+            scanner,
+            fingerprinter,
+            mut people,
+        } = self;
         let failed = |bytes: u64| ScanResult {
             format: lockbox_inventory::Format::Binary,
             inner_formats: Vec::new(),
-            status: lockbox_inventory::ScanStatus::Partial("classifier error: the file was only partly scanned".into()),
+            status: lockbox_inventory::ScanStatus::Partial(
+                "classifier error: the file was only partly scanned".into(),
+            ),
             records: 0,
             persons: 0,
             element_counts: Default::default(),
@@ -122,17 +137,20 @@ impl ContentTap {
     pub(crate) fn update(&mut self, data: &Bytes, seen_after: u64) {
         match self {
             ContentTap::Inline(a) if seen_after > THREAD_AFTER => {
-                let ContentTap::Inline(mut a) = std::mem::replace(self, ContentTap::Unavailable) else {
+                let ContentTap::Inline(mut a) = std::mem::replace(self, ContentTap::Unavailable)
+                else {
                     return;
                 };
                 a.update(data);
                 let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(QUEUE);
-                let spawned = std::thread::Builder::new().name("lockbox-content".into()).spawn(move || {
-                    for chunk in rx {
-                        a.update(&chunk);
-                    }
-                    a.finish()
-                });
+                let spawned = std::thread::Builder::new()
+                    .name("lockbox-content".into())
+                    .spawn(move || {
+                        for chunk in rx {
+                            a.update(&chunk);
+                        }
+                        a.finish()
+                    });
                 if let Ok(join) = spawned {
                     *self = ContentTap::Thread { tx, join };
                 }

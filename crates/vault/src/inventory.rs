@@ -51,14 +51,29 @@ impl Vault {
     /// Stores what the content analysis found for a committed file version. Returns a summary for the
     /// audit record. A failure is logged and summarized (the upload itself already succeeded; the file
     /// shows up as needing a rescan).
-    pub(crate) fn save_inventory(&self, file: lockbox_types::FileId, f: &ContentFindings) -> serde_json::Value {
+    pub(crate) fn save_inventory(
+        &self,
+        file: lockbox_types::FileId,
+        f: &ContentFindings,
+    ) -> serde_json::Value {
         let (status, reason) = status_str(&f.scan.status);
-        let counts: BTreeMap<&str, u64> = f.scan.element_counts.iter().map(|(e, n)| (e.as_str(), *n)).collect();
+        let counts: BTreeMap<&str, u64> = f
+            .scan
+            .element_counts
+            .iter()
+            .map(|(e, n)| (e.as_str(), *n))
+            .collect();
         let row = InventoryRow {
             file_id: file,
             format: f.scan.format.as_str().to_owned(),
-            inner_formats: serde_json::to_string(&f.scan.inner_formats.iter().map(|x| x.as_str()).collect::<Vec<_>>())
-                .unwrap_or_else(|_| "[]".into()),
+            inner_formats: serde_json::to_string(
+                &f.scan
+                    .inner_formats
+                    .iter()
+                    .map(|x| x.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap_or_else(|_| "[]".into()),
             status: status.clone(),
             reason: reason.clone(),
             records: f.scan.records,
@@ -79,7 +94,9 @@ impl Vault {
             })
             .collect();
         match self.inner.store.save_inventory(&row, &persons) {
-            Ok(()) => json!({"format": row.format, "status": status, "reason": reason, "persons": row.persons, "records": row.records}),
+            Ok(()) => {
+                json!({"format": row.format, "status": status, "reason": reason, "persons": row.persons, "records": row.records})
+            }
             Err(e) => {
                 tracing::error!(error = %e, file = file.0, "could not save the inventory; run `lockbox inventory rescan`");
                 json!({"status": "not saved"})
@@ -92,7 +109,10 @@ impl Vault {
             .wrapped_key
             .as_deref()
             .ok_or_else(|| VaultError::NotFound(format!("file #{} has no key", file.id.0)))?;
-        let key = self.inner.keys.unwrap(&lockbox_crypto::WrappedKey::from_bytes(wrapped)?, &file.blob_id.0)?;
+        let key = self.inner.keys.unwrap(
+            &lockbox_crypto::WrappedKey::from_bytes(wrapped)?,
+            &file.blob_id.0,
+        )?;
         let blob = self.inner.blobs.open_read(file.blob_id)?;
         let reader = EncryptedReader::new(blob, key, file.blob_id.0, file.size);
         analyse_stored(self, &reader)
@@ -131,7 +151,8 @@ impl Vault {
     /// The inventory of the live file at `org/folder/path` (counts only).
     pub fn inventory_show(&self, spec: &str) -> Result<InventoryView> {
         let mut parts = spec.trim_matches('/').splitn(3, '/');
-        let (Some(org), Some(folder), Some(rel)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(org), Some(folder), Some(rel)) = (parts.next(), parts.next(), parts.next())
+        else {
             return Err(VaultError::InvalidInput("expected ORG/FOLDER/PATH".into()));
         };
         let org = self.org(org)?;
@@ -142,7 +163,10 @@ impl Vault {
             .ok_or_else(|| VaultError::NotFound(format!("folder {folder:?} in {:?}", org.name)))?;
         let p = lockbox_types::VirtualPath::parse(&lockbox_types::VirtualPath::root(), rel)?;
         let (parent, name) = match p.parent() {
-            Some(parent) => (parent.relative_string(), p.file_name().unwrap_or_default().to_owned()),
+            Some(parent) => (
+                parent.relative_string(),
+                p.file_name().unwrap_or_default().to_owned(),
+            ),
             None => return Err(VaultError::InvalidInput("expected ORG/FOLDER/PATH".into())),
         };
         let file = self
@@ -150,14 +174,16 @@ impl Vault {
             .store
             .live_file(f.id, &parent, &name)?
             .ok_or_else(|| VaultError::NotFound(spec.to_owned()))?;
-        let inv = self
-            .inner
-            .store
-            .inventory(file.id)?
-            .ok_or_else(|| VaultError::NotFound(format!("{spec} has no inventory yet; run `lockbox inventory rescan`")))?;
+        let inv = self.inner.store.inventory(file.id)?.ok_or_else(|| {
+            VaultError::NotFound(format!(
+                "{spec} has no inventory yet; run `lockbox inventory rescan`"
+            ))
+        })?;
         let mut by_state: BTreeMap<String, u64> = BTreeMap::new();
         for p in self.inner.store.inventory_persons(file.id)? {
-            *by_state.entry(p.state.unwrap_or_else(|| "unknown".into())).or_default() += 1;
+            *by_state
+                .entry(p.state.unwrap_or_else(|| "unknown".into()))
+                .or_default() += 1;
         }
         Ok(InventoryView {
             path: spec.to_owned(),

@@ -19,6 +19,7 @@ pub mod auth;
 pub mod config;
 mod content;
 pub mod error;
+pub mod export;
 pub mod inventory;
 pub mod session;
 pub mod transfer;

@@ -212,7 +212,11 @@ impl WriteHandle {
             Some(f) if hashed == len => f,
             _ => {
                 // Out-of-order or resumed upload: analyse what was actually stored (one read).
-                tracing::debug!(size = len, streamed_bytes = hashed, "content not streamed in order; reading the stored file");
+                tracing::debug!(
+                    size = len,
+                    streamed_bytes = hashed,
+                    "content not streamed in order; reading the stored file"
+                );
                 let key = unwrap_key(&vault, &upload.wrapped_key, &upload.blob_id.0)?;
                 let reader = EncryptedReader::new(file, key, upload.blob_id.0, len);
                 analyse_stored(&vault, &reader)?
@@ -396,7 +400,10 @@ impl Drop for UploadLease {
 }
 
 /// Reads a stored file once through the content analysis (digest + inventory).
-pub(crate) fn analyse_stored<R: lockbox_crypto::RandomAccess>(vault: &Vault, reader: &EncryptedReader<R>) -> Result<ContentFindings> {
+pub(crate) fn analyse_stored<R: lockbox_crypto::RandomAccess>(
+    vault: &Vault,
+    reader: &EncryptedReader<R>,
+) -> Result<ContentFindings> {
     let mut analysis = ContentAnalysis::new(vault.inner.fingerprint_key);
     let mut buf = vec![0u8; CHUNK_SIZE * 4];
     let mut off = 0u64;

@@ -1,5 +1,10 @@
 //! Shared helpers for the scanner tests: inline synthetic fixtures and container builders.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
 
 use std::io::Write;
 
@@ -82,18 +87,40 @@ pub fn crc32(data: &[u8]) -> u32 {
 /// One zip local file entry. `method` 0 stores, 8 deflates, anything else stores the bytes as given.
 /// Flag bit 3 writes a data descriptor (sizes and CRC zero in the local header).
 pub fn zip_entry(name: &str, content: &[u8], method: u16, flags: u16) -> Vec<u8> {
-    let body = if method == 8 { deflate(content) } else { content.to_vec() };
-    zip_entry_raw(name, &body, content.len() as u32, crc32(content), method, flags)
+    let body = if method == 8 {
+        deflate(content)
+    } else {
+        content.to_vec()
+    };
+    zip_entry_raw(
+        name,
+        &body,
+        content.len() as u32,
+        crc32(content),
+        method,
+        flags,
+    )
 }
 
-pub fn zip_entry_raw(name: &str, body: &[u8], usize: u32, crc: u32, method: u16, flags: u16) -> Vec<u8> {
+pub fn zip_entry_raw(
+    name: &str,
+    body: &[u8],
+    usize: u32,
+    crc: u32,
+    method: u16,
+    flags: u16,
+) -> Vec<u8> {
     let descriptor = flags & 8 != 0;
     let mut v = b"PK\x03\x04".to_vec();
     v.extend_from_slice(&20u16.to_le_bytes());
     v.extend_from_slice(&flags.to_le_bytes());
     v.extend_from_slice(&method.to_le_bytes());
     v.extend_from_slice(&[0; 4]); // time, date
-    let (c, cs, us) = if descriptor { (0, 0, 0) } else { (crc, body.len() as u32, usize) };
+    let (c, cs, us) = if descriptor {
+        (0, 0, 0)
+    } else {
+        (crc, body.len() as u32, usize)
+    };
     v.extend_from_slice(&c.to_le_bytes());
     v.extend_from_slice(&cs.to_le_bytes());
     v.extend_from_slice(&us.to_le_bytes());
@@ -130,7 +157,11 @@ pub fn repeated_deflate(unit: &[u8], repeats: usize) -> Vec<u8> {
         let mut out = Vec::with_capacity(input.len() + 1024);
         let start = c.total_in();
         c.compress_vec(input, &mut out, flush).expect("compress");
-        assert_eq!((c.total_in() - start) as usize, input.len(), "all input consumed");
+        assert_eq!(
+            (c.total_in() - start) as usize,
+            input.len(),
+            "all input consumed"
+        );
         out
     };
     let first = step(unit, FlushCompress::Sync);
