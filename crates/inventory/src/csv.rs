@@ -1430,13 +1430,7 @@ mod tests {
     const TODAY: (u16, u8, u8) = (2026, 11, 25);
 
     fn run_chunks(delim: u8, data: &[u8], chunk: usize) -> (Vec<Person>, ParseOutcome) {
-        let mut p = CsvParser::new(delim, TODAY);
-        let mut people = Vec::new();
-        for c in data.chunks(chunk.max(1)) {
-            p.feed(c, &mut |x| people.push(x));
-        }
-        let o = p.finish(&mut |x| people.push(x));
-        (people, o)
+        crate::test_support::run_chunks(CsvParser::new(delim, TODAY), data, chunk)
     }
 
     fn run(data: &str) -> (Vec<Person>, ParseOutcome) {

@@ -955,13 +955,7 @@ mod tests {
     const TODAY: (u16, u8, u8) = (2026, 11, 25);
 
     fn run_chunks(ndjson: bool, data: &[u8], chunk: usize) -> (Vec<Person>, ParseOutcome) {
-        let mut p = JsonParser::new(ndjson, TODAY);
-        let mut people = Vec::new();
-        for c in data.chunks(chunk.max(1)) {
-            p.feed(c, &mut |x| people.push(x));
-        }
-        let o = p.finish(&mut |x| people.push(x));
-        (people, o)
+        crate::test_support::run_chunks(JsonParser::new(ndjson, TODAY), data, chunk)
     }
 
     fn run(ndjson: bool, data: &str) -> (Vec<Person>, ParseOutcome) {

@@ -51,3 +51,23 @@ pub struct ParseOutcome {
 /// Version of the classifier rules. Raise it when parsers change what they find; `lockbox inventory
 /// rescan` then rescans files inventoried by an older version.
 pub const CLASSIFIER_VERSION: i64 = 1;
+
+/// Test support shared by the parsers' unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use crate::{ParseOutcome, Person, RecordParser};
+
+    /// Feeds `data` to `parser` in chunks of `chunk` bytes and collects everyone it reports.
+    pub(crate) fn run_chunks(
+        mut parser: impl RecordParser,
+        data: &[u8],
+        chunk: usize,
+    ) -> (Vec<Person>, ParseOutcome) {
+        let mut people = Vec::new();
+        for c in data.chunks(chunk.max(1)) {
+            parser.feed(c, &mut |x| people.push(x));
+        }
+        let o = parser.finish(&mut |x| people.push(x));
+        (people, o)
+    }
+}
