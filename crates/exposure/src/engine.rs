@@ -43,10 +43,13 @@ struct Persons {
 }
 
 impl Persons {
-    fn new() -> Self {
+    /// `rows_hint`: the expected number of person rows. Most rows carry one or two fingerprints and
+    /// people repeat across files, so sizing the table for one fingerprint per row usually avoids
+    /// every rehash (and the transient double-size table a rehash needs) without over-allocating.
+    fn with_capacity(rows_hint: usize) -> Self {
         Persons {
-            ids: HashMap::default(),
-            parent: Vec::new(),
+            ids: HashMap::with_capacity_and_hasher(rows_hint, FingerprintHashBuilder::default()),
+            parent: Vec::with_capacity(rows_hint),
         }
     }
 
@@ -57,11 +60,12 @@ impl Persons {
     }
 
     fn intern(&mut self, fp: &[u8; 32]) -> u32 {
-        if let Some(&id) = self.ids.get(fp) {
-            return id;
+        // One probe: insert the next id if absent, then create the node if it was taken.
+        let next = self.parent.len() as u32;
+        let id = *self.ids.entry(*fp).or_insert(next);
+        if id == next {
+            self.parent.push(next);
         }
-        let id = self.fresh();
-        self.ids.insert(*fp, id);
         id
     }
 
@@ -317,8 +321,20 @@ pub fn build_report(
         .collect();
 
     // ---- people: stream, intern, unite ----
-    let mut persons = Persons::new();
-    let mut rows: Vec<Row> = Vec::new();
+    // The inventory's per-file person counts size the structures up front (growing them doubles peak
+    // memory). The hint is capped: a corrupt count must not turn into a huge allocation; beyond the
+    // cap the structures simply grow.
+    const MAX_ROWS_HINT: u64 = 64 << 20;
+    let rows_hint = usize::try_from(
+        files
+            .iter()
+            .map(|f| f.persons)
+            .fold(0u64, u64::saturating_add)
+            .min(MAX_ROWS_HINT),
+    )
+    .unwrap_or(0);
+    let mut persons = Persons::with_capacity(rows_hint);
+    let mut rows: Vec<Row> = Vec::with_capacity(rows_hint);
     let ids: Vec<FileId> = files.iter().map(|f| f.id).collect();
     store.exposure_persons(&ids, |p| {
         let Some(&(file_ix, org_ix)) = file_ix_of.get(&p.file_id.0) else {

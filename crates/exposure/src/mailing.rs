@@ -2,6 +2,7 @@
 //! runs the classifier again, fingerprints each person found, and keeps plaintext only for people whose
 //! fingerprints belong to an affected individual. The latest file (commit order) wins for the address.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Read;
 
@@ -163,57 +164,75 @@ pub(crate) fn extract(
     (out, stats)
 }
 
-fn yn(b: bool) -> String {
-    if b { "yes" } else { "no" }.to_owned()
+fn yn(b: bool) -> Cow<'static, str> {
+    Cow::Borrowed(if b { "yes" } else { "no" })
 }
 
-pub(crate) fn csv_cells(
+/// One individuals.csv record. Cells are borrowed where they can be: this runs once per individual.
+pub(crate) fn csv_cells<'a>(
     ind: &Individual,
-    contact: Option<&Contact>,
+    contact: Option<&'a Contact>,
     deceased: bool,
     minor: bool,
     elements: &[&str],
-) -> Vec<String> {
+) -> [Cow<'a, str>; 16] {
     let residence = if ind.state == [0, 0] {
-        String::new()
+        Cow::Borrowed("")
     } else {
-        String::from_utf8_lossy(&ind.state).into_owned()
+        Cow::Owned(String::from_utf8_lossy(&ind.state).into_owned())
     };
+    let none = || Cow::Borrowed("");
     let (name, addr, dob, source, valid) = match contact {
-        Some(c) => (
-            [c.last.clone(), c.first.clone(), c.middle.clone()],
-            c.address.clone().unwrap_or_default(),
-            c.dob
-                .map(|(y, m, d)| format!("{y:04}-{m:02}-{d:02}"))
-                .unwrap_or_default(),
-            format!("file #{}", c.source_file),
-            c.address_valid(),
-        ),
+        Some(c) => {
+            let a = c.address.as_ref();
+            (
+                [
+                    Cow::Borrowed(c.last.as_str()),
+                    Cow::Borrowed(c.first.as_str()),
+                    Cow::Borrowed(c.middle.as_str()),
+                ],
+                [
+                    a.and_then(|a| a.street.first())
+                        .map_or_else(none, |s| Cow::Borrowed(s.as_str())),
+                    a.and_then(|a| a.street.get(1))
+                        .map_or_else(none, |s| Cow::Borrowed(s.as_str())),
+                    a.map_or_else(none, |a| Cow::Borrowed(a.city.as_str())),
+                    a.map_or_else(none, |a| Cow::Borrowed(a.state.as_str())),
+                    a.map_or_else(none, |a| Cow::Borrowed(a.zip.as_str())),
+                ],
+                c.dob.map_or_else(none, |(y, m, d)| {
+                    Cow::Owned(format!("{y:04}-{m:02}-{d:02}"))
+                }),
+                Cow::Owned(format!("file #{}", c.source_file)),
+                c.address_valid(),
+            )
+        }
         None => (
-            Default::default(),
-            Address::default(),
-            String::new(),
-            if ind.recoverable {
-                "not re-extracted".to_owned()
+            [none(), none(), none()],
+            [none(), none(), none(), none(), none()],
+            none(),
+            Cow::Borrowed(if ind.recoverable {
+                "not re-extracted"
             } else {
-                "unrecoverable: only in deleted versions (keys destroyed)".to_owned()
-            },
+                "unrecoverable: only in deleted versions (keys destroyed)"
+            }),
             ind.address_valid && ind.recoverable,
         ),
     };
     let [last, first, middle] = name;
-    vec![
-        format!("P{:08}", ind.person),
+    let [street_1, street_2, city, state, zip] = addr;
+    [
+        Cow::Owned(format!("P{:08}", ind.person)),
         last,
         first,
         middle,
-        addr.street.first().cloned().unwrap_or_default(),
-        addr.street.get(1).cloned().unwrap_or_default(),
-        addr.city,
-        addr.state,
-        addr.zip,
+        street_1,
+        street_2,
+        city,
+        state,
+        zip,
         residence,
-        elements.join(";"),
+        Cow::Owned(elements.join(";")),
         yn(deceased),
         yn(minor),
         yn(!valid),

@@ -58,12 +58,15 @@ pub fn create_file(path: &Path) -> Result<PackageFile> {
     Ok(PackageFile {
         path: path.to_path_buf(),
         w: BufWriter::new(f),
+        line: String::new(),
     })
 }
 
 pub struct PackageFile {
     path: PathBuf,
     w: BufWriter<File>,
+    /// Reused by `csv_row`.
+    line: String,
 }
 
 impl PackageFile {
@@ -74,7 +77,8 @@ impl PackageFile {
     /// Writes one CSV record (RFC 4180 quoting; cells that a spreadsheet would run as a formula are
     /// prefixed with an apostrophe).
     pub fn csv_row<S: AsRef<str>>(&mut self, cells: &[S]) -> Result<()> {
-        let mut line = String::new();
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
         for (i, c) in cells.iter().enumerate() {
             if i > 0 {
                 line.push(',');
@@ -82,11 +86,13 @@ impl PackageFile {
             push_csv_cell(&mut line, c.as_ref());
         }
         line.push_str("\r\n");
-        self.write_all(line.as_bytes())
+        let r = self.write_all(line.as_bytes());
+        self.line = line;
+        r
     }
 
     pub fn finish(self) -> Result<()> {
-        let PackageFile { path, w } = self;
+        let PackageFile { path, w, .. } = self;
         let f = w.into_inner().map_err(|e| ExposureError::Io {
             path: path.display().to_string(),
             source: e.into_error(),
@@ -98,21 +104,21 @@ impl PackageFile {
 fn push_csv_cell(out: &mut String, v: &str) {
     let formula = v.starts_with(['=', '+', '-', '@', '\t', '\r']);
     let quote = formula || v.contains([',', '"', '\n', '\r']);
-    if quote {
-        out.push('"');
+    if !quote {
+        out.push_str(v);
+        return;
     }
+    out.push('"');
     if formula {
         out.push('\'');
     }
-    for ch in v.chars() {
-        if ch == '"' {
-            out.push('"');
+    for (i, part) in v.split('"').enumerate() {
+        if i > 0 {
+            out.push_str("\"\"");
         }
-        out.push(ch);
+        out.push_str(part);
     }
-    if quote {
-        out.push('"');
-    }
+    out.push('"');
 }
 
 /// Writes a whole file (0600).
