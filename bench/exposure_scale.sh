@@ -33,20 +33,13 @@ GOAL_KIB=$((4 * 1024 * 1024))
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 
-log() { printf '[bench] %s\n' "$*" >&2; }
-die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 [ -x /usr/bin/time ] || die "/usr/bin/time (GNU time) is required (apt-get install time)"
 command -v python3 >/dev/null || die "python3 is required"
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/lockbox-exposure-bench.XXXXXX")
-cleanup() {
-    local rc=$?
-    if [ "${KEEP:-0}" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_workdir lockbox-exposure-bench
 
 if [ -n "${LOCKBOX_BIN:-}" ] && [ -n "${GEN_BIN:-}" ]; then
     LOCKBOX=$LOCKBOX_BIN

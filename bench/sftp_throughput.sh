@@ -17,28 +17,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 CLK_TCK=$(getconf CLK_TCK)
 
-log() { printf '[bench] %s\n' "$*" >&2; }
-die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/lockbox-bench.XXXXXX")
-PIDS=()
-cleanup() {
-    local rc=$?
-    for p in "${PIDS[@]:-}"; do
-        [ -n "$p" ] || continue
-        kill "$p" 2>/dev/null || true
-    done
-    for p in "${PIDS[@]:-}"; do
-        [ -n "$p" ] || continue
-        for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-    if [ "${KEEP:-0}" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+bench_workdir lockbox-bench
 
 SUDO=
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
