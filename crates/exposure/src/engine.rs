@@ -358,6 +358,27 @@ pub fn build_report(
             state: p.state.unwrap_or(NO_STATE),
         });
     })?;
+    // Identity is resolved over every inventoried file, not only those in the window: a record outside
+    // the window (or at another organization) that carries both the SSN and name + date of birth is
+    // what ties an SSN-only record to a name-only one inside it. Those rows are not counted.
+    let in_window: std::collections::HashSet<i64> = ids.iter().map(|f| f.0).collect();
+    let others: Vec<FileId> = store
+        .inventoried_file_ids()?
+        .into_iter()
+        .filter(|f| !in_window.contains(&f.0))
+        .collect();
+    store.exposure_persons(&others, |p| {
+        let mut node: Option<u32> = None;
+        for fp in [p.fp_ssn, p.fp_name_dob, p.fp_other].into_iter().flatten() {
+            // Only fingerprints that can tie together people of the window matter, but a chain may
+            // pass through fingerprints the window never saw, so all are interned.
+            let id = persons.intern(fp);
+            node = Some(match node {
+                Some(n) => persons.union(n, id),
+                None => id,
+            });
+        }
+    })?;
     persons.flatten();
     for r in &mut rows {
         r.person = persons
@@ -391,7 +412,6 @@ pub fn build_report(
         KeysExposed::No => Some(true),
         KeysExposed::Unknown => None,
     };
-    let fingerprinter = plaintext.map(|p| p.fingerprinter());
     let mut mailing_info = MailingListInfo {
         built: req.mailing_list,
         ..Default::default()
@@ -437,24 +457,24 @@ pub fn build_report(
         package::create_dir(&dir)?;
 
         // Mailing list: decrypt this organization's affected versions that still have keys.
-        let contacts: Option<Vec<Option<Contact>>> =
-            match (req.mailing_list, plaintext, &fingerprinter) {
-                (true, Some(src), Some(fpr)) => {
-                    let (c, stats) = mailing::extract(src, fpr, &org_files, &individuals, |fp| {
-                        persons.person_of(fp)
-                    });
-                    mailing_info.files_decrypted += stats.decrypted;
-                    mailing_info.files_unrecoverable += stats.unrecoverable;
-                    mailing_info.files_failed += stats.failed;
-                    for f in stats.failures {
-                        notes.push(format!(
-                            "{org_name}: could not re-read file #{f} for the mailing list"
-                        ));
-                    }
-                    Some(c)
+        let contacts: Option<Vec<Option<Contact>>> = match (req.mailing_list, plaintext) {
+            (true, Some(src)) => {
+                let fpr = src.fingerprinter(org_name);
+                let (c, stats) = mailing::extract(src, &fpr, &org_files, &individuals, |fp| {
+                    persons.person_of(fp)
+                });
+                mailing_info.files_decrypted += stats.decrypted;
+                mailing_info.files_unrecoverable += stats.unrecoverable;
+                mailing_info.files_failed += stats.failed;
+                for f in stats.failures {
+                    notes.push(format!(
+                        "{org_name}: could not re-read file #{f} for the mailing list"
+                    ));
                 }
-                _ => None,
-            };
+                Some(c)
+            }
+            _ => None,
+        };
 
         let mut by_state: BTreeMap<String, StateCount> = BTreeMap::new();
         let mut by_element: BTreeMap<String, u64> = BTreeMap::new();

@@ -131,8 +131,8 @@ pub struct ExposureRequest {
 pub trait PlaintextSource {
     /// The plaintext of a committed file version whose key still exists.
     fn open(&self, file: FileId) -> std::result::Result<Box<dyn Read + '_>, String>;
-    /// Fingerprints people exactly as the inventory did.
-    fn fingerprinter(&self) -> Fingerprinter;
+    /// Fingerprints people of one organization's files exactly as the inventory did.
+    fn fingerprinter(&self, org_name: &str) -> Fingerprinter;
 }
 
 // ---------------------------------------------------------------------------------------------------

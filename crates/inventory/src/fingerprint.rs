@@ -25,6 +25,8 @@ pub struct Fingerprinter {
     /// HMAC-SHA256 already keyed (the inner and outer padded-key blocks are absorbed once, here);
     /// each fingerprint clones it instead of re-keying, which halves the SHA-256 work per value.
     keyed: Hmac<Sha256>,
+    /// The organization the fingerprinted file belongs to ("" when unscoped).
+    scope: String,
 }
 
 /// Uppercase ASCII letters only: accents folded to their base letter, everything else dropped, so
@@ -86,10 +88,22 @@ fn push_num(out: &mut String, v: u32, width: usize) {
 }
 
 impl Fingerprinter {
+    /// Fingerprints without an organization scope (offline scans, tests).
     pub fn new(key: [u8; 32]) -> Self {
+        Self::scoped(key, "")
+    }
+
+    /// Fingerprints for files of one organization (covered entity). Identifiers that only mean
+    /// something inside one organization when they stand alone (a member id without a name, a
+    /// medical record number) are bound to `scope`, so the same number at two organizations never
+    /// links two different people.
+    pub fn scoped(key: [u8; 32], scope: &str) -> Self {
         // new_from_slice only fails for invalid key lengths, which HMAC does not have.
         let keyed = <Hmac<Sha256> as Mac>::new_from_slice(&key).unwrap_or_else(|_| unreachable!());
-        Fingerprinter { keyed }
+        Fingerprinter {
+            keyed,
+            scope: scope.to_owned(),
+        }
     }
 
     /// HMAC(key, domain || 0 || value): the same bytes as keying a fresh HMAC, without re-keying.
@@ -127,18 +141,33 @@ impl Fingerprinter {
             }
             _ => None,
         };
-        let fp_other = if fp_ssn.is_none() && fp_name_dob.is_none() {
+        // Member id + name: links a subscriber listed on claims with only name and member id (837
+        // loop 2010BA without DMG) to the same subscriber's enrollment record, also when the claim
+        // sits at a provider and the enrollment at the plan (the member id is the payer's and travels
+        // on claims). The name is part of it because extracts often repeat the subscriber's member id
+        // on every dependent's row: family members must not merge into one person.
+        let member_name = match (&p.member_id, &p.name) {
+            (Some(m), Some(n)) if name_key(&mut buf, n) => {
+                let value = format!("{m}\0{buf}");
+                Some(self.mac("member-name", &value))
+            }
+            _ => None,
+        };
+        let fp_other = if member_name.is_some() {
+            member_name
+        } else if fp_ssn.is_none() && fp_name_dob.is_none() {
             let other = [
-                ("mbi", &p.mbi),
-                ("hicn", &p.hicn),
-                ("medicaid", &p.medicaid_id),
-                ("member", &p.member_id),
-                ("mrn", &p.medical_record_number),
+                ("mbi", &p.mbi, false),
+                ("hicn", &p.hicn, false),
+                ("medicaid", &p.medicaid_id, false),
+                ("member", &p.member_id, true),
+                ("mrn", &p.medical_record_number, true),
             ]
             .into_iter()
-            .find_map(|(k, v)| v.as_deref().map(|v| (k, v)));
+            .find_map(|(k, v, scoped)| v.as_deref().map(|v| (k, v, scoped)));
             match (other, &p.name) {
-                (Some((k, v)), _) => Some(self.mac(k, v)),
+                (Some((k, v, true)), _) => Some(self.mac(k, &format!("{}\0{v}", self.scope))),
+                (Some((k, v, false)), _) => Some(self.mac(k, v)),
                 (None, Some(n)) => {
                     name_key(&mut buf, n);
                     Some(self.mac("name", &buf))
@@ -271,7 +300,49 @@ mod tests {
         });
         assert_eq!(f.record(&p).fp_other, Some(reference("name", "|JO")));
         p.member_id = Some("M1".into());
-        assert_eq!(f.record(&p).fp_other, Some(reference("member", "M1")));
+        assert_eq!(f.record(&p).fp_other, Some(reference("member", "\0M1")));
         assert_eq!(normalize_name("O'Brien-Núñez"), "OBRIENNUNEZ");
+    }
+
+    #[test]
+    fn member_id_links_the_same_named_member_within_one_organization() {
+        let key = [9u8; 32];
+        let named = |first: &str, ssn: Option<&str>, dob: Option<(u16, u8, u8)>| Person {
+            name: Some(Name {
+                last: "Sample".into(),
+                first: first.into(),
+                middle: String::new(),
+            }),
+            member_id: Some("SUB1000001".into()),
+            ssn: ssn.map(str::to_owned),
+            dob,
+            ..Default::default()
+        };
+        let acme = Fingerprinter::scoped(key, "acme");
+        // Enrollment record (SSN, DOB) and a claim listing only name + member id: one person.
+        let enrolled = acme.record(&named("Jane", Some("123456789"), Some((1980, 5, 15))));
+        let on_claim = acme.record(&named("Jane", None, None));
+        assert!(enrolled.fp_other.is_some());
+        assert_eq!(enrolled.fp_other, on_claim.fp_other);
+        // A dependent listed under the subscriber's member id is someone else.
+        assert_ne!(
+            acme.record(&named("Tommy", None, None)).fp_other,
+            on_claim.fp_other
+        );
+        // The payer's member id travels on claims: the same member at a provider links too...
+        let clinic = Fingerprinter::scoped(key, "clinic");
+        assert_eq!(
+            clinic.record(&named("Jane", None, None)).fp_other,
+            on_claim.fp_other
+        );
+        // ...but a bare member id (no name) only links within its organization.
+        let bare = |f: &Fingerprinter| {
+            f.record(&Person {
+                member_id: Some("SUB1000001".into()),
+                ..Default::default()
+            })
+            .fp_other
+        };
+        assert_ne!(bare(&acme), bare(&clinic));
     }
 }

@@ -62,8 +62,8 @@ impl PlaintextSource for VaultPlaintext<'_> {
             .map(|r| Box::new(r) as Box<dyn Read>)
             .map_err(|e| e.to_string())
     }
-    fn fingerprinter(&self) -> Fingerprinter {
-        self.0.inventory_fingerprinter()
+    fn fingerprinter(&self, org_name: &str) -> Fingerprinter {
+        self.0.inventory_fingerprinter(org_name)
     }
 }
 

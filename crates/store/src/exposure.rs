@@ -122,6 +122,15 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Every file version that has an inventory, in id order (deleted versions included: their
+    /// people still tell which records belong to the same person).
+    pub fn inventoried_file_ids(&self) -> Result<Vec<FileId>> {
+        let c = self.conn();
+        let mut st = c.prepare("SELECT file_id FROM file_inventory ORDER BY file_id")?;
+        let rows = st.query_map([], |r| Ok(FileId(r.get(0)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Visits the audit records of one action (e.g. `file_read`) in sequence order. The caller verifies
     /// the chain first; this only filters.
     pub fn audit_records_of(&self, action: &str, mut visit: impl FnMut(AuditRow)) -> Result<()> {

@@ -505,6 +505,18 @@ impl SqliteStore {
             .optional()?)
     }
 
+    /// Name of the organization that owns a folder.
+    pub fn org_name_of_folder(&self, folder: FolderId) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT o.name FROM folders f JOIN orgs o ON o.id = f.org_id WHERE f.id = ?1",
+                params![folder.0],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     pub fn home_folder(&self, user: UserId) -> Result<Option<FolderRow>> {
         Ok(self
             .conn()

@@ -42,11 +42,12 @@ pub(crate) struct ContentFindings {
 }
 
 impl ContentAnalysis {
-    pub(crate) fn new(fingerprint_key: [u8; 32]) -> Self {
+    /// `org`: the organization the file belongs to (scopes organization-local identifiers).
+    pub(crate) fn new(fingerprint_key: [u8; 32], org: &str) -> Self {
         ContentAnalysis {
             hasher: Sha256::new(),
             scanner: Some(Scanner::new(Limits::default())),
-            fingerprinter: Fingerprinter::new(fingerprint_key),
+            fingerprinter: Fingerprinter::scoped(fingerprint_key, org),
             people: HashMap::default(),
         }
     }
@@ -129,8 +130,8 @@ pub(crate) enum ContentTap {
 }
 
 impl ContentTap {
-    pub(crate) fn new(fingerprint_key: [u8; 32]) -> Self {
-        ContentTap::Inline(Box::new(ContentAnalysis::new(fingerprint_key)))
+    pub(crate) fn new(fingerprint_key: [u8; 32], org: &str) -> Self {
+        ContentTap::Inline(Box::new(ContentAnalysis::new(fingerprint_key, org)))
     }
 
     /// `seen_after` is how many in-order bytes have been seen including `data`.

@@ -73,8 +73,9 @@ impl Vault {
     }
 
     /// Fingerprints people exactly as the inventory did when their files were stored.
-    pub fn inventory_fingerprinter(&self) -> Fingerprinter {
-        Fingerprinter::new(self.inner.fingerprint_key)
+    /// Fingerprints people of `org`'s files exactly as the inventory did.
+    pub fn inventory_fingerprinter(&self, org: &str) -> Fingerprinter {
+        Fingerprinter::scoped(self.inner.fingerprint_key, org)
     }
 
     /// The metadata store, for the exposure report's bulk read queries.

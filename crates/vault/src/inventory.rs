@@ -115,7 +115,12 @@ impl Vault {
         )?;
         let blob = self.inner.blobs.open_read(file.blob_id)?;
         let reader = EncryptedReader::new(blob, key, file.blob_id.0, file.size);
-        analyse_stored(self, &reader)
+        let org = self
+            .inner
+            .store
+            .org_name_of_folder(file.folder_id)?
+            .unwrap_or_default();
+        analyse_stored(self, &reader, &org)
     }
 
     /// Scans every live file that has no inventory from the current classifier.

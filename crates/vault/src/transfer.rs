@@ -66,13 +66,14 @@ impl WriteHandle {
         key: DataKey,
     ) -> Result<Self> {
         let writer = EncryptedWriter::create(file, key, upload.blob_id.0);
+        let content = ContentTap::new(vault.inner.fingerprint_key, &ctx.actor.org);
         Ok(WriteHandle {
             _lease: UploadLease::take(vault, &upload)?,
             vault: vault.clone(),
             ctx,
             upload,
             writer,
-            content: ContentTap::new(vault.inner.fingerprint_key),
+            content,
             hashed: 0,
             saved_progress: 0,
             mtime: None,
@@ -219,7 +220,7 @@ impl WriteHandle {
                 );
                 let key = unwrap_key(&vault, &upload.wrapped_key, &upload.blob_id.0)?;
                 let reader = EncryptedReader::new(file, key, upload.blob_id.0, len);
-                analyse_stored(&vault, &reader)?
+                analyse_stored(&vault, &reader, &ctx.actor.org)?
             }
         };
         let sha256 = findings.sha256.clone();
@@ -403,8 +404,9 @@ impl Drop for UploadLease {
 pub(crate) fn analyse_stored<R: lockbox_crypto::RandomAccess>(
     vault: &Vault,
     reader: &EncryptedReader<R>,
+    org: &str,
 ) -> Result<ContentFindings> {
-    let mut analysis = ContentAnalysis::new(vault.inner.fingerprint_key);
+    let mut analysis = ContentAnalysis::new(vault.inner.fingerprint_key, org);
     let mut buf = vec![0u8; CHUNK_SIZE * 4];
     let mut off = 0u64;
     loop {
