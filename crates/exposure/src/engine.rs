@@ -481,7 +481,7 @@ pub fn build_report(
         let (mut state_unknown, mut no_addr, mut unrecoverable, mut deceased, mut minors) =
             (0u64, 0u64, 0u64, 0u64, 0u64);
         let mut elements_union = 0u32;
-        let mut csv = package::create_file(&dir.join("individuals.csv"))?;
+        let mut csv = package::create_file(&dir.join("individuals.csv"), req.encrypt_to.as_ref())?;
         csv.csv_row(&mailing::CSV_HEADER)?;
         for (i, ind) in individuals.iter().enumerate() {
             elements_union |= ind.elements;
@@ -692,8 +692,12 @@ pub fn build_report(
             substitute_notice: substitute,
             assessments,
         };
-        write_json(&dir.join("summary.json"), &report)?;
-        write_opaque_list(&dir.join("opaque_files.csv"), &report)?;
+        write_json(&dir.join("summary.json"), &report, req.encrypt_to.as_ref())?;
+        write_opaque_list(
+            &dir.join("opaque_files.csv"),
+            &report,
+            req.encrypt_to.as_ref(),
+        )?;
         orgs_out.push(report);
     }
 
@@ -735,22 +739,27 @@ pub fn build_report(
         state_rules: obligations::rules_info(&rules),
         notes,
     };
-    write_json(&req.out_dir.join("summary.json"), &report)?;
+    write_json(
+        &req.out_dir.join("summary.json"),
+        &report,
+        req.encrypt_to.as_ref(),
+    )?;
     package::write_file(
         &req.out_dir.join("report.html"),
         crate::html::render_html(&report).as_bytes(),
+        req.encrypt_to.as_ref(),
     )?;
     Ok(report)
 }
 
-fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<()> {
+fn write_json<T: serde::Serialize>(path: &Path, v: &T, seal: package::Seal<'_>) -> Result<()> {
     let text = serde_json::to_vec_pretty(v)
         .map_err(|e| ExposureError::Invalid(format!("cannot serialize the report: {e}")))?;
-    package::write_file(path, &text)
+    package::write_file(path, &text, seal)
 }
 
-fn write_opaque_list(path: &Path, org: &OrgReport) -> Result<()> {
-    let mut f = package::create_file(path)?;
+fn write_opaque_list(path: &Path, org: &OrgReport, seal: package::Seal<'_>) -> Result<()> {
+    let mut f = package::create_file(path, seal)?;
     f.csv_row(&[
         "file_id",
         "folder",

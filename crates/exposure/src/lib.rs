@@ -125,6 +125,8 @@ pub struct ExposureRequest {
     /// Build individuals.csv with names and addresses (decrypts the affected files that still have keys).
     pub mailing_list: bool,
     pub out_dir: PathBuf,
+    /// Encrypt every file of the package to this age recipient (files become `NAME.age`).
+    pub encrypt_to: Option<age::x25519::Recipient>,
 }
 
 /// Plaintext access for the mailing list: the vault provides it (see `lockbox_vault::export`).

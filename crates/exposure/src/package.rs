@@ -47,31 +47,62 @@ pub fn create_dir(dir: &Path) -> Result<()> {
         .map_err(io_err(dir))
 }
 
-/// A new file (0600); refuses to overwrite.
-pub fn create_file(path: &Path) -> Result<PackageFile> {
+/// An age recipient to encrypt every package file to (`NAME.age`), or `None` for plain files.
+pub type Seal<'a> = Option<&'a age::x25519::Recipient>;
+
+/// A new file (0600); refuses to overwrite. With a `seal`, the file is written age-encrypted to the
+/// recipient under `NAME.age`, so the plaintext never touches the disk.
+pub fn create_file(path: &Path, seal: Seal<'_>) -> Result<PackageFile> {
+    let path = match seal {
+        Some(_) => {
+            let mut p = path.as_os_str().to_owned();
+            p.push(".age");
+            PathBuf::from(p)
+        }
+        None => path.to_path_buf(),
+    };
     let f: File = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)
-        .map_err(io_err(path))?;
+        .open(&path)
+        .map_err(io_err(&path))?;
+    let w = match seal {
+        None => Sink::Plain(BufWriter::new(f)),
+        Some(r) => {
+            let enc = age::Encryptor::with_recipients(std::iter::once(r as &dyn age::Recipient))
+                .map_err(|e| {
+                    ExposureError::Invalid(format!("cannot encrypt to the recipient: {e}"))
+                })?;
+            Sink::Age(enc.wrap_output(BufWriter::new(f)).map_err(io_err(&path))?)
+        }
+    };
     Ok(PackageFile {
-        path: path.to_path_buf(),
-        w: BufWriter::new(f),
+        path,
+        w,
         line: String::new(),
     })
 }
 
+enum Sink {
+    Plain(BufWriter<File>),
+    Age(age::stream::StreamWriter<BufWriter<File>>),
+}
+
 pub struct PackageFile {
     path: PathBuf,
-    w: BufWriter<File>,
+    w: Sink,
     /// Reused by `csv_row`.
     line: String,
 }
 
 impl PackageFile {
     pub fn write_all(&mut self, data: &[u8]) -> Result<()> {
-        self.w.write_all(data).map_err(io_err(&self.path))
+        match &mut self.w {
+            Sink::Plain(w) => w.write_all(data),
+            Sink::Age(w) => w.write_all(data),
+        }
+        .map_err(io_err(&self.path))
     }
 
     /// Writes one CSV record (RFC 4180 quoting; cells that a spreadsheet would run as a formula are
@@ -93,6 +124,11 @@ impl PackageFile {
 
     pub fn finish(self) -> Result<()> {
         let PackageFile { path, w, .. } = self;
+        let w = match w {
+            Sink::Plain(w) => w,
+            // Writes the final age chunk; without it the file would not decrypt.
+            Sink::Age(w) => w.finish().map_err(io_err(&path))?,
+        };
         let f = w.into_inner().map_err(|e| ExposureError::Io {
             path: path.display().to_string(),
             source: e.into_error(),
@@ -122,8 +158,8 @@ fn push_csv_cell(out: &mut String, v: &str) {
 }
 
 /// Writes a whole file (0600).
-pub fn write_file(path: &Path, data: &[u8]) -> Result<()> {
-    let mut f = create_file(path)?;
+pub fn write_file(path: &Path, data: &[u8], seal: Seal<'_>) -> Result<()> {
+    let mut f = create_file(path, seal)?;
     f.write_all(data)?;
     f.finish()
 }

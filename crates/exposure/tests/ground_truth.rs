@@ -175,6 +175,7 @@ fn request(
         ba_deadline_days: 30,
         mailing_list: false,
         out_dir: w.dir.path().join("reports").join(out),
+        encrypt_to: None,
     }
 }
 

@@ -48,6 +48,10 @@ pub struct ReportArgs {
     /// Skip decrypting files for the mailing list (counts only).
     #[arg(long)]
     no_mailing_list: bool,
+    /// Encrypt every file of the package to this age recipient (`age1...`); files become `NAME.age`
+    /// and plaintext names and addresses never touch the disk.
+    #[arg(long, value_name = "AGE_RECIPIENT")]
+    encrypt_to: Option<String>,
     /// Output directory (created 0700; must be new or empty).
     #[arg(long)]
     out: PathBuf,
@@ -104,6 +108,12 @@ pub fn run(vault: &Vault, actor: &AdminActor, out: &Out, cmd: ExposureCmd) -> Re
         ba_deadline_days: a.ba_deadline_days,
         mailing_list: !a.no_mailing_list,
         out_dir: a.out.clone(),
+        encrypt_to: match &a.encrypt_to {
+            Some(r) => Some(r.trim().parse::<age::x25519::Recipient>().map_err(|e| {
+                anyhow::anyhow!("--encrypt-to is not an age recipient (age1...): {e}")
+            })?),
+            None => None,
+        },
     };
     let store = vault.report_store();
     let audit = vault.audit_log();

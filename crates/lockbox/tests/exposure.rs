@@ -674,3 +674,86 @@ fn a_file_deleted_before_the_window_is_not_exposed() {
     let rows = individuals_csv(&out, &r, "acme");
     assert_eq!(rows.len(), 2, "{rows:#?}");
 }
+
+/// With `--encrypt-to`, every file of the package is age-encrypted to the recipient: no plaintext
+/// name or address touches the disk, and the recipient's identity decrypts the mailing list.
+#[test]
+fn package_encrypted_to_an_age_recipient() {
+    let (s, _alice, _bob) = two_orgs();
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    let out = s.dir.path().join("sealed");
+    let o = s.cli(&[
+        "exposure",
+        "report",
+        "--from",
+        &yesterday(),
+        "--to",
+        &tomorrow(),
+        "--discovered",
+        &ymd(today()),
+        "--keys-exposed",
+        "yes",
+        "--encrypt-to",
+        &recipient,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", describe(&o));
+    let files = walk_files(&out);
+    assert!(files.len() >= 5, "{files:?}");
+    let mut csv = None;
+    for f in &files {
+        assert!(
+            f.to_string_lossy().ends_with(".age"),
+            "{} is not encrypted",
+            f.display()
+        );
+        assert_eq!(mode(f) & 0o777, 0o600, "{}", f.display());
+        let bytes = std::fs::read(f).unwrap();
+        assert!(
+            !contains_bytes(&bytes, b"SAMPLE") && !contains_bytes(&bytes, b"MAIN ST"),
+            "{}",
+            f.display()
+        );
+        if f.to_string_lossy().contains("acme")
+            && f.to_string_lossy().ends_with("individuals.csv.age")
+        {
+            csv = Some(bytes);
+        }
+    }
+    let sealed = csv.expect("acme's individuals.csv.age");
+    let decryptor = age::Decryptor::new(&sealed[..]).unwrap();
+    let mut reader = decryptor
+        .decrypt(std::iter::once(&identity as &dyn age::Identity))
+        .unwrap();
+    let mut plain = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut plain).unwrap();
+    assert!(
+        plain.contains("SAMPLE") && plain.contains("JANE") && plain.contains("TOMMY"),
+        "{plain}"
+    );
+    // A malformed recipient is refused before anything is written.
+    let bad = s.cli(&[
+        "exposure",
+        "report",
+        "--from",
+        &yesterday(),
+        "--to",
+        &tomorrow(),
+        "--discovered",
+        &ymd(today()),
+        "--keys-exposed",
+        "yes",
+        "--encrypt-to",
+        "age1notakey",
+        "--out",
+        s.dir.path().join("bad").to_str().unwrap(),
+    ]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr_of(&bad).contains("age recipient"),
+        "{}",
+        describe(&bad)
+    );
+}
