@@ -57,7 +57,8 @@ pub struct Scanner {
     inner: Inner,
     ctx: Ctx,
     persons: u64,
-    element_counts: BTreeMap<crate::Element, u64>,
+    /// People per element, indexed by `Element as usize` (an array: this runs for every person).
+    element_counts: [u64; crate::Element::ALL.len()],
 }
 
 impl Scanner {
@@ -75,7 +76,7 @@ impl Scanner {
                 today,
             },
             persons: 0,
-            element_counts: BTreeMap::new(),
+            element_counts: [0; crate::Element::ALL.len()],
         }
     }
 
@@ -100,14 +101,19 @@ impl Scanner {
         let mut counted = |p: Person| count(&mut persons, &mut element_counts, p, out);
         let mut result = inner.finish(&mut counted, &mut ctx);
         result.persons = persons;
-        result.element_counts = element_counts;
+        result.element_counts = crate::Element::ALL
+            .iter()
+            .zip(element_counts)
+            .filter(|(_, n)| *n > 0)
+            .map(|(e, n)| (*e, n))
+            .collect();
         result
     }
 }
 
 fn count(
     persons: &mut u64,
-    counts: &mut BTreeMap<crate::Element, u64>,
+    counts: &mut [u64; crate::Element::ALL.len()],
     p: Person,
     out: &mut dyn FnMut(Person),
 ) {
@@ -115,8 +121,9 @@ fn count(
         return;
     }
     *persons += 1;
-    for e in p.elements().iter() {
-        *counts.entry(e).or_insert(0) += 1;
+    let bits = p.elements().0;
+    for (i, c) in counts.iter_mut().enumerate() {
+        *c += u64::from(bits >> i & 1);
     }
     out(p);
 }
