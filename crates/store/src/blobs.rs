@@ -53,7 +53,10 @@ pub struct LocalBlobStore {
 
 impl LocalBlobStore {
     pub fn open(root: &Path) -> Result<Self> {
-        std::fs::create_dir_all(root).map_err(|e| io_err(root, e))?;
+        // Owner-only, like the data directory around it.
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(root)
+            .map_err(|e| io_err(root, e))?;
         Ok(LocalBlobStore {
             root: root.to_path_buf(),
         })
@@ -77,14 +80,19 @@ impl BlobStore for LocalBlobStore {
     fn create(&self, id: BlobId) -> Result<File> {
         let path = self.path_of(id);
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+            std::os::unix::fs::DirBuilderExt::mode(
+                std::fs::DirBuilder::new().recursive(true),
+                0o700,
+            )
+            .create(dir)
+            .map_err(|e| io_err(dir, e))?;
         }
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| io_err(&path, e))
+        std::os::unix::fs::OpenOptionsExt::mode(
+            OpenOptions::new().read(true).write(true).create_new(true),
+            0o600,
+        )
+        .open(&path)
+        .map_err(|e| io_err(&path, e))
     }
 
     fn open_rw(&self, id: BlobId) -> Result<File> {

@@ -79,7 +79,13 @@ impl Vault {
     pub fn open(config: VaultConfig) -> Result<(Vault, OpenReport)> {
         let mut report = OpenReport::default();
         if !config.data_dir.exists() {
-            std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            // Owner-only: the directory holds user names, audit records and inventory fingerprints.
+            std::os::unix::fs::DirBuilderExt::mode(
+                std::fs::DirBuilder::new().recursive(true),
+                0o700,
+            )
+            .create(&config.data_dir)
+            .map_err(|e| {
                 VaultError::Config(format!(
                     "cannot create data directory {}: {e}",
                     config.data_dir.display()
@@ -96,7 +102,19 @@ impl Vault {
         }
         let (keys, created) = LocalKeyFile::open_or_create(&config.key_file)?;
         report.created_key_file = created;
-        let store = Arc::new(SqliteStore::open(&config.data_dir.join("lockbox.db"))?);
+        let db_path = config.data_dir.join("lockbox.db");
+        let store = Arc::new(SqliteStore::open(&db_path)?);
+        // SQLite creates the database (and its -wal/-shm files) with the umask's mode; the metadata
+        // is for the server's owner only.
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = db_path.as_os_str().to_owned();
+            p.push(suffix);
+            let p = PathBuf::from(p);
+            if p.exists() {
+                std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                    .map_err(|e| VaultError::Config(format!("cannot restrict {}: {e}", p.display())))?;
+            }
+        }
         let blobs: Arc<dyn BlobStore> =
             Arc::new(LocalBlobStore::open(&config.data_dir.join("blobs"))?);
         let audit = AuditLog::new(store.clone());
