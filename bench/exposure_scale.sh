@@ -52,7 +52,6 @@ else
     GEN=$TARGET_DIR/release/examples/scale_inventory
 fi
 
-median() { sort -g | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 # Elapsed wall clock of a /usr/bin/time -v log, in seconds.
 elapsed() { awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$1"; }
 max_rss() { awk -F': ' '/Maximum resident set size/ {print $2}' "$1"; }

@@ -22,7 +22,6 @@ CIPHER=${CIPHER:-aes128-gcm@openssh.com}
 PEOPLE=${PEOPLE:-50000}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-CLK_TCK=$(getconf CLK_TCK)
 
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
@@ -45,13 +44,6 @@ fi
 [ -x "$LOCKBOX" ] || die "no lockbox binary at $LOCKBOX"
 [ -x "$SYNTH" ] || die "no lockbox-synth binary at $SYNTH"
 
-# /proc/PID/stat: utime(14) stime(15) cutime(16) cstime(17), in clock ticks (all threads of the process).
-cpu_ticks() {
-    local s
-    s=$(cat "/proc/$1/stat") || { echo 0; return; }
-    s=${s##*) }
-    awk '{ print $12 + $13 + $14 + $15 }' <<<"$s"
-}
 
 # ---- test data --------------------------------------------------------------------------------------------------
 BYTES=$((SIZE_MB * 1024 * 1024))
@@ -108,22 +100,10 @@ SFTP_OPTS=(-F /dev/null -o "Ciphers=$CIPHER" -o StrictHostKeyChecking=no -o User
 
 # run_one KIND -> prints "seconds cpu_seconds". Each upload goes to its own name (a fresh file each time).
 run_one() {
-    local kind=$1 run=$2 src t0 t1 c0 c1
+    local kind=$1 run=$2 src
     if [ "$kind" = random ]; then src=$RAND; else src=$X12; fi
     echo "put $src /home/$kind-$run.dat" >"$WORK/batch"
-    sync
-    c0=$(cpu_ticks "$LB_PID")
-    t0=$(date +%s.%N)
-    if ! timeout 3600 sftp "${SFTP_OPTS[@]}" -b "$WORK/batch" -P "$LB_PORT" "$USER_NAME@127.0.0.1" >"$WORK/sftp.out" 2>&1 </dev/null; then
-        cat "$WORK/sftp.out" >&2
-        die "$kind upload failed"
-    fi
-    t1=$(date +%s.%N)
-    # The content analysis finishes before the upload's close is acknowledged; a short pause lets any
-    # remaining background work show up in the CPU counters.
-    sleep 1
-    c1=$(cpu_ticks "$LB_PID")
-    awk -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f %.2f\n", t1 - t0, (c1 - c0) / hz }'
+    timed_sftp "$LB_PID" "$LB_PORT" "$USER_NAME" "$WORK/batch" "$kind upload"
 }
 
 declare -A SECS CPU
@@ -152,7 +132,6 @@ case "$x12_format" in x12-834|x12_834) ;; *) die "834 upload inventoried as $x12
 case "$rand_format" in binary) ;; *) die "random upload inventoried as $rand_format, expected binary" ;; esac
 
 # ---- report ---------------------------------------------------------------------------------------------------------
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 MIB=$(awk -v b="$X12_SIZE" 'BEGIN { print b / 1048576 }')
 GIB=$(awk -v b="$X12_SIZE" 'BEGIN { print b / 1073741824 }')
 s_rand=$(median <<<"${SECS[random]}")

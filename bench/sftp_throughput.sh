@@ -15,7 +15,6 @@ RUNS=${RUNS:-3}
 CIPHER=${CIPHER:-aes128-gcm@openssh.com}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-CLK_TCK=$(getconf CLK_TCK)
 
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
@@ -54,16 +53,6 @@ free_port() {
     die "no free port found"
 }
 
-# /proc/PID/stat: utime(14) stime(15) cutime(16) cstime(17), in clock ticks. cutime/cstime include children that
-# have exited and been reaped, which is how the per-connection sshd processes are counted.
-cpu_ticks() {
-    # The comm field may contain spaces: strip up to the last ')'.
-    local s
-    s=$(cat "/proc/$1/stat") || { echo 0; return; }
-    s=${s##*) }
-    # After "pid (comm) " the fields start at state (3); utime is field 14 -> index 11 of the rest.
-    awk '{ print $12 + $13 + $14 + $15 }' <<<"$s"
-}
 
 # ---- test data --------------------------------------------------------------------------------------------------
 SRC=$WORK/src.bin
@@ -137,7 +126,7 @@ SFTP_OPTS=(-F /dev/null -o "Ciphers=$CIPHER" -o StrictHostKeyChecking=no -o User
 
 # run_one SERVER OP -> prints "seconds cpu_seconds"
 run_one() {
-    local server=$1 op=$2 port pid user remote batch t0 t1 c0 c1
+    local server=$1 op=$2 port pid user remote batch
     if [ "$server" = openssh ]; then
         port=$SSHD_PORT; pid=$SSHD_PID; user=$ME; remote=$SSHD_DIR/files/bench.bin
     else
@@ -150,18 +139,7 @@ run_one() {
         rm -f "$DOWN"
         echo "get $remote $DOWN" >"$batch"
     fi
-    sync
-    c0=$(cpu_ticks "$pid")
-    t0=$(date +%s.%N)
-    if ! timeout 3600 sftp "${SFTP_OPTS[@]}" -b "$batch" -P "$port" "$user@127.0.0.1" >"$WORK/sftp.out" 2>&1 </dev/null; then
-        cat "$WORK/sftp.out" >&2
-        die "$server $op failed"
-    fi
-    t1=$(date +%s.%N)
-    # Let the per-connection sshd processes exit and be reaped into the master's cutime/cstime.
-    sleep 1
-    c1=$(cpu_ticks "$pid")
-    awk -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f %.2f\n", t1 - t0, (c1 - c0) / hz }'
+    timed_sftp "$pid" "$port" "$user" "$batch" "$server $op"
 }
 
 declare -A SECS CPU
@@ -189,7 +167,6 @@ for run in $(seq 1 "$RUNS"); do
     done
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 GIB=$(awk -v m="$SIZE_MB" 'BEGIN { print m / 1024 }')
 declare -A MBS CPG

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use lockbox_audit::{Action, Event, Outcome};
 use lockbox_crypto::EncryptedReader;
-use lockbox_inventory::{Element, ElementSet, ScanStatus, CLASSIFIER_VERSION};
+use lockbox_inventory::{ScanStatus, CLASSIFIER_VERSION};
 use lockbox_store::{now_unix, FileRow, InventoryRow, PersonRow};
 use serde::Serialize;
 use serde_json::json;
@@ -206,9 +206,4 @@ impl Vault {
             classifier_version: inv.classifier_version,
         })
     }
-}
-
-/// Names of the elements in a stored bitset (for display).
-pub fn element_names(bits: u32) -> Vec<&'static str> {
-    ElementSet(bits).iter().map(Element::as_str).collect()
 }

@@ -27,9 +27,6 @@ pub const MAX_FILE_SIZE: u64 = 1 << 40;
 /// client can resume near where it stopped instead of from zero.
 const PROGRESS_EVERY: u64 = 32 * 1024 * 1024;
 
-/// Largest single read we serve; protocol limits are lower, this guards the allocation.
-pub const MAX_READ: usize = 1024 * 1024;
-
 pub(crate) struct UploadContext {
     pub(crate) actor: Arc<Actor>,
     pub(crate) target: String,
