@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use lockbox_sftp::SftpConfig;
 use lockbox_vault::{AuthPolicy, VaultConfig};
+use lockbox_web::WebConfig;
 use serde::Deserialize;
 
 pub const DEFAULT_DATA_DIR: &str = "./lockbox-data";
@@ -24,6 +25,19 @@ pub struct FileConfig {
     pub sftp: SftpSection,
     #[serde(default)]
     pub auth: AuthSection,
+    #[serde(default)]
+    pub https: HttpsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpsSection {
+    pub listen: Option<String>,
+    /// PEM certificate chain and private key; both or neither (a self-signed pair is generated).
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub idle_timeout_minutes: Option<u64>,
+    pub absolute_timeout_hours: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -101,6 +115,26 @@ impl Settings {
             key_file: self.key_file.clone(),
             auth,
         }
+    }
+
+    pub fn web_config(&self, listen_flag: Option<String>) -> Result<WebConfig> {
+        let mut c = WebConfig::default();
+        let h = &self.file.https;
+        if let Some(l) = listen_flag.or_else(|| h.listen.clone()) {
+            c.listen = l;
+        }
+        c.cert = match (&h.cert_file, &h.key_file) {
+            (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+            (None, None) => None,
+            _ => anyhow::bail!("[https] needs both cert_file and key_file, or neither for a self-signed certificate"),
+        };
+        if let Some(v) = h.idle_timeout_minutes {
+            c.idle_timeout = Duration::from_secs(v.clamp(1, 24 * 60) * 60);
+        }
+        if let Some(v) = h.absolute_timeout_hours {
+            c.absolute_timeout = Duration::from_secs(v.clamp(1, 7 * 24) * 3600);
+        }
+        Ok(c)
     }
 
     pub fn sftp_config(&self) -> SftpConfig {

@@ -20,6 +20,9 @@ pub struct ServeArgs {
     /// SFTP listen address (`127.0.0.1:0` picks a free port).
     #[arg(long, env = "LOCKBOX_SFTP_LISTEN")]
     sftp_listen: Option<String>,
+    /// HTTPS listen address for the web UI and REST API (`127.0.0.1:0` picks a free port).
+    #[arg(long, env = "LOCKBOX_HTTPS_LISTEN")]
+    https_listen: Option<String>,
 }
 
 const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
@@ -80,6 +83,7 @@ pub fn run(settings: Settings, args: ServeArgs) -> Result<()> {
         .or_else(|| settings.file.sftp.listen.clone())
         .unwrap_or_else(|| DEFAULT_SFTP_LISTEN.to_owned());
     let sftp_cfg = settings.sftp_config();
+    let web_cfg = settings.web_config(args.https_listen)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .max_blocking_threads(BLOCKING_THREADS)
@@ -91,19 +95,29 @@ pub fn run(settings: Settings, args: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
+        let web = lockbox_web::WebServer::bind(vault.clone(), web_cfg)
+            .await
+            .context("cannot start the HTTPS door")?;
+        let web_addr = web.local_addr()?;
+        let cert = web.certificate().clone();
         if report.created_data_dir || report.created_key_file || created_host_key {
             eprintln!("lockbox: first run: created data directory {}", vault.data_dir().display());
             eprintln!("lockbox: key-encryption key: {} (keep it safe and apart from the data; back it up separately)", vault.key_description());
             eprintln!("lockbox: next: lockbox org create NAME; lockbox user create --org NAME USER --password-stdin; lockbox key add USER KEY.pub");
         }
         eprintln!("lockbox: data directory {}, metadata {}", vault.data_dir().display(), vault.database_path().display());
+        if cert.generated {
+            eprintln!("lockbox: generated a self-signed HTTPS certificate {} (configure [https] cert_file/key_file for your own)", cert.cert_file.display());
+        }
+        eprintln!("lockbox: https certificate SHA-256 fingerprint {}", cert.sha256_fingerprint);
+        eprintln!("lockbox: https listening on https://{web_addr}");
         eprintln!("lockbox: sftp listening on {addr}");
         let v = vault.clone();
         tokio::task::spawn_blocking(move || {
             v.record_quietly(
                 AuditEvent::new(Door::Cli, Action::ServerStarted, Outcome::Ok)
                     .actor("lockbox", "")
-                    .detail(json!({"sftp": addr.to_string(), "version": env!("CARGO_PKG_VERSION")})),
+                    .detail(json!({"sftp": addr.to_string(), "https": web_addr.to_string(), "version": env!("CARGO_PKG_VERSION")})),
             )
         })
         .await?;
@@ -122,6 +136,7 @@ pub fn run(settings: Settings, args: ServeArgs) -> Result<()> {
         });
         tokio::select! {
             r = lockbox_sftp::serve(vault, listener, key, sftp_cfg) => r.context("SFTP listener failed")?,
+            r = web.run() => r.context("HTTPS listener failed")?,
             _ = tokio::signal::ctrl_c() => eprintln!("lockbox: shutting down"),
         }
         Ok(())

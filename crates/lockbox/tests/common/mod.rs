@@ -145,6 +145,8 @@ pub struct TestServer {
     pub data_dir: PathBuf,
     pub key_file: PathBuf,
     pub port: u16,
+    /// The HTTPS door's port (`https://127.0.0.1:{https_port}`, self-signed certificate).
+    pub https_port: u16,
     child: Option<Child>,
     log: Arc<Mutex<String>>,
 }
@@ -172,6 +174,7 @@ impl TestServer {
             data_dir,
             key_file,
             port: 0,
+            https_port: 0,
             child: None,
             log: Arc::new(Mutex::new(String::new())),
         };
@@ -187,7 +190,13 @@ impl TestServer {
             .arg(&self.data_dir)
             .arg("--key-file")
             .arg(&self.key_file)
-            .args(["serve", "--sftp-listen", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--sftp-listen",
+                "127.0.0.1:0",
+                "--https-listen",
+                "127.0.0.1:0",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -235,10 +244,21 @@ impl TestServer {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         const PREFIX: &str = "lockbox: sftp listening on 127.0.0.1:";
+        // Printed before the SFTP line.
+        const HTTPS_PREFIX: &str = "lockbox: https listening on https://127.0.0.1:";
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
+                    if let Some(pos) = line.find(HTTPS_PREFIX) {
+                        let digits: String = line[pos + HTTPS_PREFIX.len()..]
+                            .chars()
+                            .take_while(|c| c.is_ascii_digit())
+                            .collect();
+                        self.https_port = digits.parse().unwrap_or_else(|_| {
+                            panic!("cannot parse https port from {line:?}\n{}", self.log())
+                        });
+                    }
                     if let Some(pos) = line.find(PREFIX) {
                         let rest = &line[pos + PREFIX.len()..];
                         let digits: String =

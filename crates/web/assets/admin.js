@@ -1,0 +1,1 @@
+/* admin page helpers */

@@ -1,0 +1,331 @@
+//! Resumable uploads over HTTP: `POST /api/v1/uploads` opens one (or resumes an interrupted one),
+//! `PUT /api/v1/uploads/{id}?offset=N` appends a part, `GET` says how much arrived, `commit` makes
+//! the file visible atomically. Parts go into the same vault write handle SFTP uses, so a broken
+//! connection leaves an invisible, resumable upload and a commit runs the same inventory and audit.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use lockbox_types::VirtualPath;
+use lockbox_vault::{OpenMode, WriteHandle};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::access::Identity;
+use crate::api::files::{stream_body, UploadResult};
+use crate::api::{blocking, parse_path};
+use crate::error::{WebError, WebResult};
+use crate::routes::{self, Access, Route};
+use crate::state::{random_handle, AppState};
+
+/// Open resumable uploads per user; each pins a staging file and a handle.
+const MAX_UPLOADS_PER_USER: usize = 16;
+/// All open resumable uploads on the server.
+const MAX_UPLOADS: usize = 4096;
+/// An upload nobody touched for this long is interrupted (its bytes stay resumable in the vault for
+/// 7 days through `resume: true`).
+const UPLOAD_IDLE: Duration = Duration::from_secs(3600);
+
+pub fn routes() -> Vec<Route> {
+    vec![
+        routes::post("/api/v1/uploads", Access::Transfer, create),
+        routes::get("/api/v1/uploads/{id}", Access::Transfer, status),
+        routes::put("/api/v1/uploads/{id}", Access::Transfer, put_part),
+        routes::post("/api/v1/uploads/{id}/commit", Access::Transfer, commit),
+        routes::delete("/api/v1/uploads/{id}", Access::Transfer, pause),
+    ]
+}
+
+pub struct OpenUpload {
+    owner: (String, String),
+    path: VirtualPath,
+    handle: tokio::sync::Mutex<Option<WriteHandle>>,
+    last_used: Mutex<Instant>,
+}
+
+#[derive(Default)]
+pub struct UploadTable {
+    map: Mutex<HashMap<String, Arc<OpenUpload>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl UploadTable {
+    fn get(&self, id: &str, ident: &Identity) -> WebResult<Arc<OpenUpload>> {
+        let p = ident.principal();
+        let found = lock(&self.map).get(id).cloned();
+        match found {
+            // Someone else's upload id answers exactly like a missing one.
+            Some(u) if u.owner.0 == p.user_name() && u.owner.1 == p.org_name() => {
+                *lock(&u.last_used) = Instant::now();
+                Ok(u)
+            }
+            _ => Err(WebError::NotFound(format!(
+                "no open upload {}; start again with POST /api/v1/uploads (resume: true keeps what arrived)",
+                id.chars().take(64).collect::<String>()
+            ))),
+        }
+    }
+
+    fn insert(&self, upload: OpenUpload) -> WebResult<String> {
+        let mut map = lock(&self.map);
+        let mine = map.values().filter(|u| u.owner == upload.owner).count();
+        if mine >= MAX_UPLOADS_PER_USER || map.len() >= MAX_UPLOADS {
+            return Err(WebError::TooManyRequests(format!(
+                "too many open uploads (at most {MAX_UPLOADS_PER_USER} per user); commit or pause one first"
+            )));
+        }
+        let id = random_handle();
+        map.insert(id.clone(), Arc::new(upload));
+        Ok(id)
+    }
+
+    fn remove(&self, id: &str) {
+        lock(&self.map).remove(id);
+    }
+
+    /// Interrupts uploads left idle; runs on a blocking thread.
+    pub fn reap(&self) {
+        let stale: Vec<Arc<OpenUpload>> = {
+            let mut map = lock(&self.map);
+            let ids: Vec<String> = map
+                .iter()
+                .filter(|(_, u)| lock(&u.last_used).elapsed() > UPLOAD_IDLE)
+                .map(|(k, _)| k.clone())
+                .collect();
+            ids.iter().filter_map(|k| map.remove(k)).collect()
+        };
+        for u in stale {
+            if let Ok(mut g) = u.handle.try_lock() {
+                if let Some(h) = g.take() {
+                    if let Err(e) = h.interrupt() {
+                        tracing::warn!(error = %e, "interrupting an idle upload failed");
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        lock(&self.map).len()
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateUpload {
+    /// Where the file will appear once committed.
+    pub path: String,
+    /// Continue an upload to this path that was interrupted earlier (its bytes are kept);
+    /// otherwise any interrupted upload there is discarded and this one starts empty.
+    #[serde(default)]
+    pub resume: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UploadState {
+    pub id: String,
+    pub path: String,
+    /// Bytes received so far: the offset of the next part.
+    pub offset: u64,
+}
+
+/// Opens a resumable upload.
+#[utoipa::path(post, path = "/api/v1/uploads", tag = "uploads", request_body = CreateUpload,
+    responses((status = 201, body = UploadState), (status = 403), (status = 429)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    ident: Identity,
+    Json(req): Json<CreateUpload>,
+) -> WebResult<Response> {
+    let path = parse_path(&req.path)?;
+    let session = ident.session();
+    let p2 = path.clone();
+    let handle = blocking(move || {
+        Ok(session.open_write(
+            &p2,
+            OpenMode {
+                truncate: !req.resume,
+                ..OpenMode::default()
+            },
+        )?)
+    })
+    .await?;
+    let offset = handle.len();
+    let p = ident.principal();
+    let upload = OpenUpload {
+        owner: (p.user_name().to_owned(), p.org_name().to_owned()),
+        path: path.clone(),
+        handle: tokio::sync::Mutex::new(Some(handle)),
+        last_used: Mutex::new(Instant::now()),
+    };
+    let id = match state.uploads.insert(upload) {
+        Ok(id) => id,
+        Err(e) => return Err(e),
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(UploadState {
+            id,
+            path: path.to_string(),
+            offset,
+        }),
+    )
+        .into_response())
+}
+
+/// How much of an upload has arrived.
+#[utoipa::path(get, path = "/api/v1/uploads/{id}", tag = "uploads",
+    params(("id" = String, Path, description = "upload id")),
+    responses((status = 200, body = UploadState), (status = 404)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn status(
+    State(state): State<AppState>,
+    ident: Identity,
+    Path(id): Path<String>,
+) -> WebResult<Json<UploadState>> {
+    let up = state.uploads.get(&id, &ident)?;
+    let guard = up
+        .handle
+        .try_lock()
+        .map_err(|_| WebError::Conflict("a part is being uploaded right now".into()))?;
+    let offset = guard.as_ref().map(|h| h.len()).unwrap_or(0);
+    Ok(Json(UploadState {
+        id,
+        path: up.path.to_string(),
+        offset,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct PartQuery {
+    /// Where this part starts; must equal the upload's current offset.
+    pub offset: u64,
+}
+
+/// Appends a part. The body is streamed; if the connection breaks, the bytes that arrived count
+/// (ask `GET` for the new offset and continue from there).
+#[utoipa::path(put, path = "/api/v1/uploads/{id}", tag = "uploads",
+    params(("id" = String, Path, description = "upload id"), PartQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, body = UploadState), (status = 404), (status = 409, description = "offset is not the current one")),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn put_part(
+    State(state): State<AppState>,
+    ident: Identity,
+    Path(id): Path<String>,
+    Query(q): Query<PartQuery>,
+    body: Body,
+) -> WebResult<Json<UploadState>> {
+    let up = state.uploads.get(&id, &ident)?;
+    let mut guard = up
+        .handle
+        .try_lock()
+        .map_err(|_| WebError::Conflict("another part of this upload is in flight".into()))?;
+    let handle = guard
+        .take()
+        .ok_or_else(|| WebError::NotFound("upload is closed".into()))?;
+    let current = handle.len();
+    if q.offset != current {
+        *guard = Some(handle);
+        return Err(WebError::Conflict(format!(
+            "offset {} does not match the bytes received so far ({current}); send the part starting at {current}",
+            q.offset
+        )));
+    }
+    let (handle, result) = stream_body(handle, current, body).await;
+    let Some(handle) = handle else {
+        state.uploads.remove(&id);
+        return Err(result.err().unwrap_or_else(|| WebError::Internal("upload lost".into())));
+    };
+    let offset = handle.len();
+    *guard = Some(handle);
+    *lock(&up.last_used) = Instant::now();
+    result?;
+    Ok(Json(UploadState {
+        id,
+        path: up.path.to_string(),
+        offset,
+    }))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct CommitRequest {
+    /// The total size the client sent; the commit is refused if the server has a different count.
+    pub size: Option<u64>,
+}
+
+/// Makes the upload visible as a file, atomically replacing any earlier version.
+#[utoipa::path(post, path = "/api/v1/uploads/{id}/commit", tag = "uploads",
+    params(("id" = String, Path, description = "upload id")), request_body = CommitRequest,
+    responses((status = 201, body = UploadResult), (status = 404), (status = 409, description = "size mismatch")),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn commit(
+    State(state): State<AppState>,
+    ident: Identity,
+    Path(id): Path<String>,
+    body: Option<Json<CommitRequest>>,
+) -> WebResult<Response> {
+    let req = body.map(|Json(b)| b).unwrap_or_default();
+    let up = state.uploads.get(&id, &ident)?;
+    let mut guard = up
+        .handle
+        .try_lock()
+        .map_err(|_| WebError::Conflict("a part of this upload is still in flight".into()))?;
+    let handle = guard
+        .take()
+        .ok_or_else(|| WebError::NotFound("upload is closed".into()))?;
+    if let Some(size) = req.size {
+        if size != handle.len() {
+            let have = handle.len();
+            *guard = Some(handle);
+            return Err(WebError::Conflict(format!(
+                "the server has {have} bytes but the commit says {size}; send the rest first"
+            )));
+        }
+    }
+    drop(guard);
+    state.uploads.remove(&id);
+    let row = blocking(move || Ok(handle.commit()?)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(UploadResult {
+            path: up.path.to_string(),
+            size: row.size,
+            sha256: row.sha256,
+        }),
+    )
+        .into_response())
+}
+
+/// Closes an upload without committing; its bytes stay resumable (`resume: true`) for 7 days.
+#[utoipa::path(delete, path = "/api/v1/uploads/{id}", tag = "uploads",
+    params(("id" = String, Path, description = "upload id")),
+    responses((status = 204, description = "paused"), (status = 404)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn pause(
+    State(state): State<AppState>,
+    ident: Identity,
+    Path(id): Path<String>,
+) -> WebResult<StatusCode> {
+    let up = state.uploads.get(&id, &ident)?;
+    let mut guard = up
+        .handle
+        .try_lock()
+        .map_err(|_| WebError::Conflict("a part of this upload is in flight".into()))?;
+    let handle = guard.take();
+    drop(guard);
+    state.uploads.remove(&id);
+    if let Some(h) = handle {
+        blocking(move || Ok(h.interrupt()?)).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
