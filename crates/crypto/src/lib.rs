@@ -10,16 +10,19 @@
 //! Destroying a wrapped key therefore makes the file's ciphertext unreadable
 //! (crypto-shredding). Keys for other purposes, such as the HMAC key for the
 //! inventory's fingerprints ([`hmac_sha256`]), are derived from the KEK with
-//! HKDF so they are independent of it and of each other.
+//! HKDF so they are independent of it and of each other; [`seal`]/[`open`] protect
+//! short stored secrets (TOTP seeds) under such a purpose key.
 
 mod chunked;
 mod keys;
+mod seal;
 
 pub use chunked::{
     ciphertext_len, plaintext_len, EncryptedReader, EncryptedWriter, MemStore, RandomAccess,
     CHUNK_SIZE, NONCE_SIZE, SLOT_SIZE, TAG_SIZE,
 };
 pub use keys::{hmac_sha256, DataKey, KeyProvider, LocalKeyFile, WrappedKey};
+pub use seal::{open, seal, MAX_SEALED_PLAINTEXT};
 
 use std::path::PathBuf;
 
