@@ -61,6 +61,12 @@ pub enum Action {
     AuditExported,
     ExposureReport,
     InventoryRescanned,
+    SecondFactorPending,
+    TotpEnrolled,
+    TotpReset,
+    RecoveryCodesRegenerated,
+    ApiTokenCreated,
+    ApiTokenRevoked,
 }
 
 impl Action {
@@ -98,6 +104,12 @@ impl Action {
             Action::AuditExported => "audit_exported",
             Action::ExposureReport => "exposure_report",
             Action::InventoryRescanned => "inventory_rescanned",
+            Action::SecondFactorPending => "second_factor_pending",
+            Action::TotpEnrolled => "totp_enrolled",
+            Action::TotpReset => "totp_reset",
+            Action::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            Action::ApiTokenCreated => "api_token_created",
+            Action::ApiTokenRevoked => "api_token_revoked",
         }
     }
 }
@@ -343,6 +355,69 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(log.export_jsonl(&mut out).unwrap(), 5);
         assert_eq!(String::from_utf8(out).unwrap().lines().count(), 5);
+    }
+
+    #[test]
+    fn search_filters_are_bound_parameters() {
+        let (_d, log, store) = log();
+        let all = store
+            .search_audit(&lockbox_store::AuditFilter {
+                limit: 500,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(
+            all.iter().map(|(_, r)| r.seq).collect::<Vec<_>>(),
+            [5, 4, 3, 2, 1]
+        );
+        assert!(
+            all.iter().all(|(t, _)| *t > 1_600_000_000),
+            "time parsed from ts"
+        );
+        for hostile in ["' OR 1=1 --", "u1' OR '1'='1", "%", "u1\0"] {
+            let f = lockbox_store::AuditFilter {
+                actor: Some(hostile),
+                limit: 500,
+                ..Default::default()
+            };
+            assert!(store.search_audit(&f).unwrap().is_empty(), "{hostile}");
+            let f = lockbox_store::AuditFilter {
+                action: Some(hostile),
+                org: Some(hostile),
+                limit: 500,
+                ..Default::default()
+            };
+            assert!(store.search_audit(&f).unwrap().is_empty(), "{hostile}");
+        }
+        let page = store
+            .search_audit(&lockbox_store::AuditFilter {
+                actor: Some("u1"),
+                org: Some("acme"),
+                action: Some("login_succeeded"),
+                from: Some(0),
+                to: Some(i64::MAX),
+                limit: 500,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(page.len(), 1);
+        let older = store
+            .search_audit(&lockbox_store::AuditFilter {
+                before_seq: Some(3),
+                limit: 1,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(older.iter().map(|(_, r)| r.seq).collect::<Vec<_>>(), [2]);
+        let future = store
+            .search_audit(&lockbox_store::AuditFilter {
+                from: Some(i64::MAX),
+                limit: 500,
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(future.is_empty());
+        assert!(log.verify().is_ok());
     }
 
     #[test]

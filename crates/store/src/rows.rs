@@ -161,3 +161,44 @@ pub struct PersonRow {
     pub state: Option<String>,
     pub elements: u32,
 }
+
+/// A user's TOTP secret (sealed). Inactive while enrolment awaits its first code.
+#[derive(Debug, Clone)]
+pub struct TotpRow {
+    pub user_id: UserId,
+    pub secret_sealed: Vec<u8>,
+    pub active: bool,
+    /// The last time step a code was accepted for; codes for it or earlier are refused (no replay).
+    pub last_step: i64,
+    pub created: i64,
+}
+
+/// An API token as stored: the secret only as its SHA-256, with the owner's names joined in.
+#[derive(Debug, Clone)]
+pub struct ApiTokenRow {
+    pub id: String,
+    pub user_id: UserId,
+    pub user_name: String,
+    pub org_name: String,
+    pub name: String,
+    pub secret_hash: String,
+    pub scopes: String,
+    pub created: i64,
+    pub expires: i64,
+    pub last_used: Option<i64>,
+    pub revoked: Option<i64>,
+}
+
+/// Filters for an audit search; `None` matches everything. Newest records first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter<'a> {
+    pub actor: Option<&'a str>,
+    pub org: Option<&'a str>,
+    pub action: Option<&'a str>,
+    /// Unix seconds, inclusive.
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    /// Only records with a smaller sequence number (paging backwards).
+    pub before_seq: Option<i64>,
+    pub limit: u32,
+}

@@ -1,6 +1,6 @@
 //! The SQLite schema and its version. Migrations are append-only: a new version adds a step.
 
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 pub const SCHEMA_V1: &str = r#"
 CREATE TABLE orgs (
@@ -134,4 +134,36 @@ CREATE TABLE file_persons (
 CREATE INDEX file_persons_by_file ON file_persons (file_id);
 CREATE INDEX file_persons_by_ssn ON file_persons (fp_ssn) WHERE fp_ssn IS NOT NULL;
 CREATE INDEX file_persons_by_name_dob ON file_persons (fp_name_dob) WHERE fp_name_dob IS NOT NULL;
+"#;
+
+/// v3: second factor and API tokens. TOTP secrets are stored sealed (AES-256-GCM under a key derived
+/// from the key provider, the user id as associated data); recovery codes and token secrets only as
+/// keyed MACs or hashes, so the database alone lets nobody log in.
+pub const SCHEMA_V3: &str = r#"
+CREATE TABLE user_totp (
+    user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    secret_sealed BLOB NOT NULL,
+    active INTEGER NOT NULL DEFAULT 0,
+    last_step INTEGER NOT NULL DEFAULT 0,
+    created INTEGER NOT NULL
+);
+CREATE TABLE recovery_codes (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    code_mac TEXT NOT NULL,
+    used_at INTEGER
+);
+CREATE INDEX recovery_codes_by_user ON recovery_codes (user_id, code_mac);
+CREATE TABLE api_tokens (
+    id TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    secret_hash TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    expires INTEGER NOT NULL,
+    last_used INTEGER,
+    revoked INTEGER
+);
+CREATE INDEX api_tokens_by_user ON api_tokens (user_id);
 "#;

@@ -9,7 +9,7 @@ use lockbox_types::{FileId, FolderId, GroupId, OrgId, PermissionSet, Role, Uploa
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use crate::rows::*;
-use crate::schema::{SCHEMA_V1, SCHEMA_V2, SCHEMA_VERSION};
+use crate::schema::{SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_VERSION};
 use crate::{now_unix, BlobId, Result, StoreError};
 
 /// How long a writer waits for another process (the CLI, a second server) to finish its transaction.
@@ -29,6 +29,21 @@ macro_rules! user_cols {
 macro_rules! file_cols {
     () => {
         "id, folder_id, parent, name, blob_id, wrapped_key, size, sha256, mtime, created_by, committed_at, deleted_at"
+    };
+}
+macro_rules! token_cols {
+    () => {
+        "t.id, t.user_id, u.name, o.name, t.name, t.secret_hash, t.scopes, t.created, t.expires, t.last_used, t.revoked"
+    };
+}
+macro_rules! token_from {
+    () => {
+        " FROM api_tokens t JOIN users u ON u.id = t.user_id JOIN orgs o ON o.id = u.org_id "
+    };
+}
+macro_rules! audit_cols {
+    () => {
+        "seq, ts, door, actor, org, source, action, target, outcome, detail, prev_hash, hash"
     };
 }
 macro_rules! upload_cols {
@@ -54,6 +69,39 @@ fn user_from(r: &Row<'_>) -> rusqlite::Result<UserRow> {
         failed_logins: r.get(7)?,
         locked_until: r.get(8)?,
         created_at: r.get(9)?,
+    })
+}
+
+fn token_row(r: &Row<'_>) -> rusqlite::Result<ApiTokenRow> {
+    Ok(ApiTokenRow {
+        id: r.get(0)?,
+        user_id: UserId(r.get(1)?),
+        user_name: r.get(2)?,
+        org_name: r.get(3)?,
+        name: r.get(4)?,
+        secret_hash: r.get(5)?,
+        scopes: r.get(6)?,
+        created: r.get(7)?,
+        expires: r.get(8)?,
+        last_used: r.get(9)?,
+        revoked: r.get(10)?,
+    })
+}
+
+fn audit_from(r: &Row<'_>) -> rusqlite::Result<AuditRow> {
+    Ok(AuditRow {
+        seq: r.get(0)?,
+        ts: r.get(1)?,
+        door: r.get(2)?,
+        actor: r.get(3)?,
+        org: r.get(4)?,
+        source: r.get(5)?,
+        action: r.get(6)?,
+        target: r.get(7)?,
+        outcome: r.get(8)?,
+        detail: r.get(9)?,
+        prev_hash: r.get(10)?,
+        hash: r.get(11)?,
     })
 }
 
@@ -145,7 +193,7 @@ impl SqliteStore {
             });
         }
         // Migrations run in order, each in its own transaction, from whatever version is on disk.
-        for (target, sql) in [(1, SCHEMA_V1), (2, SCHEMA_V2)] {
+        for (target, sql) in [(1, SCHEMA_V1), (2, SCHEMA_V2), (3, SCHEMA_V3)] {
             if version < target {
                 let tx = conn.unchecked_transaction()?;
                 tx.execute_batch(sql)?;
@@ -1189,32 +1237,245 @@ impl SqliteStore {
     /// Visits every audit record in sequence order; the visitor returns false to stop early.
     pub fn scan_audit(&self, mut visit: impl FnMut(AuditRow) -> bool) -> Result<()> {
         let c = self.conn();
-        let mut st = c.prepare(
-            "SELECT seq, ts, door, actor, org, source, action, target, outcome, detail, prev_hash, hash \
-             FROM audit_log ORDER BY seq",
-        )?;
+        let mut st = c.prepare(concat!(
+            "SELECT ",
+            audit_cols!(),
+            " FROM audit_log ORDER BY seq"
+        ))?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
-            let row = AuditRow {
-                seq: r.get(0)?,
-                ts: r.get(1)?,
-                door: r.get(2)?,
-                actor: r.get(3)?,
-                org: r.get(4)?,
-                source: r.get(5)?,
-                action: r.get(6)?,
-                target: r.get(7)?,
-                outcome: r.get(8)?,
-                detail: r.get(9)?,
-                prev_hash: r.get(10)?,
-                hash: r.get(11)?,
-            };
-            if !visit(row) {
+            if !visit(audit_from(r)?) {
                 break;
             }
         }
         Ok(())
     }
+}
+
+impl SqliteStore {
+    // ---- audit search ----
+
+    /// Audit records matching `f`, newest first, with each record's time in Unix seconds. Every
+    /// filter is a bound parameter; `(?n IS NULL OR ...)` makes an absent filter match everything.
+    pub fn search_audit(&self, f: &AuditFilter<'_>) -> Result<Vec<(i64, AuditRow)>> {
+        let c = self.conn();
+        let mut st = c.prepare_cached(concat!(
+            "SELECT ",
+            audit_cols!(),
+            ", coalesce(unixepoch(ts), 0) FROM audit_log \
+             WHERE (?1 IS NULL OR actor = ?1) AND (?2 IS NULL OR org = ?2) AND (?3 IS NULL OR action = ?3) \
+             AND (?4 IS NULL OR unixepoch(ts) >= ?4) AND (?5 IS NULL OR unixepoch(ts) <= ?5) \
+             AND (?6 IS NULL OR seq < ?6) ORDER BY seq DESC LIMIT ?7"
+        ))?;
+        let rows = st.query_map(
+            params![
+                f.actor,
+                f.org,
+                f.action,
+                f.from,
+                f.to,
+                f.before_seq,
+                f.limit
+            ],
+            |r| Ok((r.get(12)?, audit_from(r)?)),
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    // ---- second factor ----
+
+    pub fn totp_for(&self, user: UserId) -> Result<Option<TotpRow>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT user_id, secret_sealed, active, last_step, created FROM user_totp WHERE user_id = ?1",
+                params![user.0],
+                |r| {
+                    Ok(TotpRow {
+                        user_id: UserId(r.get(0)?),
+                        secret_sealed: r.get(1)?,
+                        active: r.get::<_, i64>(2)? != 0,
+                        last_step: r.get(3)?,
+                        created: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Stores a new, inactive secret (replacing an earlier inactive one). Returns false, changing
+    /// nothing, if the user already has an active secret.
+    pub fn put_pending_totp(&self, user: UserId, sealed: &[u8], now: i64) -> Result<bool> {
+        let n = self.conn().execute(
+            "INSERT INTO user_totp (user_id, secret_sealed, active, last_step, created) VALUES (?1, ?2, 0, 0, ?3) \
+             ON CONFLICT (user_id) DO UPDATE SET secret_sealed = excluded.secret_sealed, last_step = 0, \
+             created = excluded.created WHERE user_totp.active = 0",
+            params![user.0, sealed, now],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Activates the inactive secret `sealed` (the one the code was checked against), records `step`
+    /// as used and replaces the recovery codes, in one transaction. Returns false if that secret is
+    /// no longer the pending one (enrolment restarted meanwhile).
+    pub fn activate_totp(
+        &self,
+        user: UserId,
+        sealed: &[u8],
+        step: i64,
+        code_macs: &[String],
+    ) -> Result<bool> {
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "UPDATE user_totp SET active = 1, last_step = ?3 WHERE user_id = ?1 AND active = 0 AND secret_sealed = ?2",
+            params![user.0, sealed, step],
+        )?;
+        if n != 1 {
+            return Ok(false);
+        }
+        replace_codes(&tx, user, code_macs)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Records `step` as used if it is later than the last one; false means the code was already
+    /// used (or an earlier step), so it must be refused.
+    pub fn advance_totp_step(&self, user: UserId, step: i64) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE user_totp SET last_step = ?2 WHERE user_id = ?1 AND active = 1 AND last_step < ?2",
+            params![user.0, step],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Forgets the secret and the recovery codes; the user enrols again at the next login.
+    pub fn delete_totp(&self, user: UserId) -> Result<()> {
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute("DELETE FROM user_totp WHERE user_id = ?1", params![user.0])?;
+        tx.execute(
+            "DELETE FROM recovery_codes WHERE user_id = ?1",
+            params![user.0],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn replace_recovery_codes(&self, user: UserId, code_macs: &[String]) -> Result<()> {
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        replace_codes(&tx, user, code_macs)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Marks an unused recovery code used; false if there is no such unused code.
+    pub fn use_recovery_code(&self, user: UserId, code_mac: &str, now: i64) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE recovery_codes SET used_at = ?3 WHERE id = \
+             (SELECT id FROM recovery_codes WHERE user_id = ?1 AND code_mac = ?2 AND used_at IS NULL LIMIT 1)",
+            params![user.0, code_mac, now],
+        )?;
+        Ok(n == 1)
+    }
+
+    pub fn recovery_codes_left(&self, user: UserId) -> Result<u64> {
+        let n: i64 = self.conn().query_row(
+            "SELECT count(*) FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL",
+            params![user.0],
+            |r| r.get(0),
+        )?;
+        Ok(n.max(0) as u64)
+    }
+
+    // ---- API tokens ----
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_api_token(
+        &self,
+        id: &str,
+        user: UserId,
+        name: &str,
+        secret_hash: &str,
+        scopes: &str,
+        created: i64,
+        expires: i64,
+    ) -> Result<()> {
+        conflict_or(
+            self.conn().execute(
+                "INSERT INTO api_tokens (id, user_id, name, secret_hash, scopes, created, expires) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![id, user.0, name, secret_hash, scopes, created, expires],
+            ),
+            || format!("token {id}"),
+        )?;
+        Ok(())
+    }
+
+    pub fn api_token(&self, id: &str) -> Result<Option<ApiTokenRow>> {
+        let sql = concat!("SELECT ", token_cols!(), token_from!(), "WHERE t.id = ?1");
+        Ok(self
+            .conn()
+            .query_row(sql, params![id], token_row)
+            .optional()?)
+    }
+
+    /// Tokens of one user, or of everyone; newest first.
+    pub fn list_api_tokens(&self, user: Option<UserId>) -> Result<Vec<ApiTokenRow>> {
+        let sql = concat!(
+            "SELECT ",
+            token_cols!(),
+            token_from!(),
+            "WHERE ?1 IS NULL OR t.user_id = ?1 ORDER BY t.created DESC, t.id"
+        );
+        let c = self.conn();
+        let mut st = c.prepare_cached(sql)?;
+        let rows = st.query_map(params![user.map(|u| u.0)], token_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Tokens of `user` that are neither revoked nor expired at `now`.
+    pub fn live_api_tokens(&self, user: UserId, now: i64) -> Result<u64> {
+        let n: i64 = self.conn().query_row(
+            "SELECT count(*) FROM api_tokens WHERE user_id = ?1 AND revoked IS NULL AND expires > ?2",
+            params![user.0, now],
+            |r| r.get(0),
+        )?;
+        Ok(n.max(0) as u64)
+    }
+
+    /// Revokes a token; false if it does not exist or was already revoked.
+    pub fn revoke_api_token(&self, id: &str, now: i64) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE api_tokens SET revoked = ?2 WHERE id = ?1 AND revoked IS NULL",
+            params![id, now],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Notes a use of the token, at most once per `every` seconds so that a busy script does not
+    /// turn each request into a database write.
+    pub fn touch_api_token(&self, id: &str, now: i64, every: i64) -> Result<()> {
+        self.conn().execute(
+            "UPDATE api_tokens SET last_used = ?2 WHERE id = ?1 AND (last_used IS NULL OR last_used <= ?2 - ?3)",
+            params![id, now, every],
+        )?;
+        Ok(())
+    }
+}
+
+fn replace_codes(tx: &rusqlite::Transaction<'_>, user: UserId, code_macs: &[String]) -> Result<()> {
+    tx.execute(
+        "DELETE FROM recovery_codes WHERE user_id = ?1",
+        params![user.0],
+    )?;
+    let mut st =
+        tx.prepare_cached("INSERT INTO recovery_codes (user_id, code_mac) VALUES (?1, ?2)")?;
+    for mac in code_macs {
+        st.execute(params![user.0, mac])?;
+    }
+    Ok(())
 }
 
 fn subject_key(s: Subject) -> (&'static str, i64) {
