@@ -71,6 +71,20 @@ fn missing_prerequisites() -> Vec<String> {
     missing
 }
 
+/// The HTTPS door's port, from the line `lockbox serve` prints (read from the log, so this test does not
+/// depend on the harness version).
+fn https_port(server: &TestServer) -> u16 {
+    const PREFIX: &str = "lockbox: https listening on https://127.0.0.1:";
+    let log = server.log();
+    log.lines()
+        .find_map(|l| {
+            let rest = &l[l.find(PREFIX)? + PREFIX.len()..];
+            let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+            digits.parse::<u16>().ok().filter(|&p| p != 0)
+        })
+        .unwrap_or_else(|| panic!("lockbox serve did not print '{PREFIX}PORT'; it said:\n{log}"))
+}
+
 fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
 }
@@ -95,11 +109,7 @@ fn browser_enrol_upload_download_and_audit() {
     let _heavy = heavy_lock();
 
     let mut server = TestServer::start();
-    assert!(
-        server.https_port != 0,
-        "lockbox serve did not print 'lockbox: https listening on https://127.0.0.1:PORT'; it said:\n{}",
-        server.log()
-    );
+    let https_port = https_port(&server);
     server.create_org("acme");
     server.create_user("acme", PARTNER, "transfer", PASSWORD);
     server.create_user("acme", ADMIN, "admin", PASSWORD);
@@ -128,7 +138,7 @@ fn browser_enrol_upload_download_and_audit() {
         .current_dir(e2e_dir())
         .env(
             "LOCKBOX_E2E_BASE",
-            format!("https://127.0.0.1:{}", server.https_port),
+            format!("https://127.0.0.1:{https_port}"),
         )
         .env("LOCKBOX_E2E_PARTNER_USER", PARTNER)
         .env("LOCKBOX_E2E_PARTNER_PASSWORD", PASSWORD)
