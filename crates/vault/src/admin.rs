@@ -32,6 +32,28 @@ impl AdminActor {
     }
 }
 
+impl Vault {
+    /// The admin identity of a logged-in administrator (the web console). Refused unless the user
+    /// has the admin role and, for a token login, the token has the admin scope.
+    pub fn admin_actor(&self, principal: &crate::Principal) -> Result<AdminActor> {
+        if principal.role() != Role::Admin {
+            return Err(VaultError::PermissionDenied(
+                "administration needs an admin account".into(),
+            ));
+        }
+        if principal.scopes().is_some_and(|s| !s.admin) {
+            return Err(VaultError::PermissionDenied(
+                "API token lacks the admin scope".into(),
+            ));
+        }
+        Ok(AdminActor {
+            name: principal.user_name().to_owned(),
+            door: principal.door(),
+            source: principal.source().to_string(),
+        })
+    }
+}
+
 /// Who a grant is for, by name.
 pub enum GrantSubject<'a> {
     User(&'a str),
@@ -48,7 +70,7 @@ fn is_reserved_folder_name(name: &str) -> bool {
 }
 
 impl Vault {
-    fn admin_event(
+    pub(crate) fn admin_event(
         &self,
         actor: &AdminActor,
         action: Action,

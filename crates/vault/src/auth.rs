@@ -1,6 +1,8 @@
 //! Authentication as a pure verdict: one function takes a login attempt and returns Accepted (with a
-//! `Principal` that only this module can create) or Refused. Every door calls it; a session can only be
-//! opened with a `Principal`, so no door can mark a session logged in on its own.
+//! `Principal` that only this module can create), Refused, or, for a password on the HTTPS door,
+//! SecondFactorRequired (with a `PendingLogin` that only `mfa` can turn into a `Principal`). Every door
+//! calls it; a session can only be opened with a `Principal`, so no door can mark a session logged in
+//! on its own.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -17,6 +19,7 @@ use serde_json::json;
 
 use crate::config::AuthPolicy;
 use crate::error::{Result, VaultError};
+use crate::tokens::TokenScopes;
 use crate::Vault;
 
 /// What the peer presented. A public key reaches here only after the door verified the peer's
@@ -25,6 +28,9 @@ use crate::Vault;
 pub enum Credential<'a> {
     Password(&'a str),
     VerifiedPublicKey(&'a PublicKey),
+    /// A whole API token (`lbx_<id>_<secret>`); the token names its user, `LoginAttempt::user` is
+    /// only recorded. Valid on the HTTPS door only.
+    ApiToken(&'a str),
 }
 
 pub struct LoginAttempt<'a> {
@@ -41,6 +47,8 @@ pub struct Principal {
     pub(crate) user: UserRow,
     pub(crate) door: Door,
     pub(crate) source: IpAddr,
+    /// What an API token allows; `None` for an interactive login.
+    pub(crate) scopes: Option<TokenScopes>,
 }
 
 impl Principal {
@@ -49,6 +57,59 @@ impl Principal {
     }
     pub fn org_name(&self) -> &str {
         &self.user.org_name
+    }
+    pub fn role(&self) -> Role {
+        self.user.role
+    }
+    /// The token's scopes if this login used an API token, `None` for an interactive login.
+    pub fn scopes(&self) -> Option<TokenScopes> {
+        self.scopes
+    }
+    pub fn door(&self) -> Door {
+        self.door
+    }
+    pub fn source(&self) -> IpAddr {
+        self.source
+    }
+}
+
+/// A login whose password was right but whose second factor is still owed. Only `authenticate`
+/// creates one; only `Vault::complete_second_factor` / `totp_confirm_enrollment` turn it into a
+/// `Principal`, after re-checking the account. It expires after `mfa::PENDING_LOGIN_TTL`.
+#[derive(Clone)]
+pub struct PendingLogin {
+    pub(crate) user: UserRow,
+    pub(crate) door: Door,
+    pub(crate) source: IpAddr,
+    pub(crate) created: Instant,
+    pub(crate) enrolled: bool,
+}
+
+impl PendingLogin {
+    pub fn user_name(&self) -> &str {
+        &self.user.name
+    }
+    pub fn org_name(&self) -> &str {
+        &self.user.org_name
+    }
+    /// True if the user has an active TOTP (ask for a code); false means enrol first.
+    pub fn enrolled(&self) -> bool {
+        self.enrolled
+    }
+    pub fn created(&self) -> Instant {
+        self.created
+    }
+}
+
+// Hand-written so the password hash in the user row never reaches a log line.
+impl std::fmt::Debug for PendingLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingLogin")
+            .field("user", &self.user.name)
+            .field("door", &self.door)
+            .field("source", &self.source)
+            .field("enrolled", &self.enrolled)
+            .finish_non_exhaustive()
     }
 }
 
@@ -63,6 +124,14 @@ pub enum Refusal {
     AccountDisabled,
     SourceThrottled,
     AdminOnDataDoor,
+    SecondFactorInvalid,
+    SecondFactorNotEnrolled,
+    /// The pending login is older than `mfa::PENDING_LOGIN_TTL`; start again with the password.
+    SecondFactorExpired,
+    TokenInvalid,
+    TokenExpired,
+    TokenRevoked,
+    TokenWrongDoor,
     Internal,
 }
 
@@ -76,6 +145,13 @@ impl Refusal {
             Refusal::AccountDisabled => "account disabled",
             Refusal::SourceThrottled => "source address throttled after repeated failures",
             Refusal::AdminOnDataDoor => "admin accounts cannot use data protocols",
+            Refusal::SecondFactorInvalid => "wrong or reused second-factor code",
+            Refusal::SecondFactorNotEnrolled => "no second factor enrolled",
+            Refusal::SecondFactorExpired => "second-factor step timed out",
+            Refusal::TokenInvalid => "unknown or malformed API token",
+            Refusal::TokenExpired => "API token expired",
+            Refusal::TokenRevoked => "API token revoked",
+            Refusal::TokenWrongDoor => "API tokens are only valid over HTTPS",
             Refusal::Internal => "internal error",
         }
     }
@@ -84,6 +160,8 @@ impl Refusal {
 pub enum Verdict {
     Accepted(Principal),
     Refused(Refusal),
+    /// The password was right (HTTPS door); a TOTP or recovery code is still required.
+    SecondFactorRequired(PendingLogin),
 }
 
 /// Failed-login counters per source address, kept in memory: they only need to outlive an attack
@@ -104,7 +182,7 @@ struct SourceEntry {
 const MAX_TRACKED_SOURCES: usize = 100_000;
 
 impl SourceThrottle {
-    fn is_blocked(&self, ip: IpAddr) -> bool {
+    pub(crate) fn is_blocked(&self, ip: IpAddr) -> bool {
         let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         map.get(&ip)
             .and_then(|e| e.blocked_until)
@@ -309,9 +387,9 @@ impl Vault {
     /// The verdict. Every refusal path returns `Refused`; only the final line accepts.
     pub fn authenticate(&self, attempt: &LoginAttempt<'_>) -> Verdict {
         let inner = &self.inner;
-        let policy = &inner.config.auth;
         let refuse = |reason: Refusal, user: Option<&UserRow>| {
             self.audit_login_refused(attempt, reason, user);
+            inner.metrics.login(attempt.door, false);
             Verdict::Refused(reason)
         };
 
@@ -321,6 +399,9 @@ impl Vault {
                 inner.hashing.verify(dummy_hash(), pw);
             }
             return refuse(Refusal::SourceThrottled, None);
+        }
+        if let Credential::ApiToken(token) = attempt.credential {
+            return self.authenticate_token(attempt, token);
         }
 
         let user = match inner.store.user_by_name(attempt.user) {
@@ -344,10 +425,12 @@ impl Vault {
             Credential::VerifiedPublicKey(key) => {
                 user.is_some() && self.key_is_registered(attempt.user, key)
             }
+            // Handled by `authenticate_token` above.
+            Credential::ApiToken(_) => false,
         };
 
         let Some(user) = user else {
-            self.note_source_failure(attempt);
+            self.note_source_failure(attempt.door, attempt.source);
             return refuse(Refusal::UnknownUser, None);
         };
         let now = now_unix();
@@ -355,32 +438,15 @@ impl Vault {
             return refuse(Refusal::AccountLocked, Some(&user));
         }
         if !credential_ok {
-            self.note_source_failure(attempt);
+            self.note_source_failure(attempt.door, attempt.source);
             let reason = match attempt.credential {
                 Credential::Password(_) => Refusal::BadCredential,
                 Credential::VerifiedPublicKey(_) => Refusal::NoSuchKey,
+                Credential::ApiToken(_) => Refusal::TokenInvalid,
             };
-            match inner.store.record_login_failure(
-                user.id,
-                policy.lockout_threshold,
-                policy.lockout_duration.as_secs() as i64,
-                now,
-            ) {
-                Ok((count, Some(until))) if count == policy.lockout_threshold && until > now => {
-                    let verdict = refuse(reason, Some(&user));
-                    self.audit(
-                        Event::new(attempt.door, Action::AccountLocked, Outcome::Denied)
-                            .actor(&user.name, &user.org_name)
-                            .source(attempt.source.to_string())
-                            .target(format!("user:{}", user.name))
-                            .detail(json!({"failed_logins": count, "locked_until": until})),
-                    );
-                    return verdict;
-                }
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "could not record a login failure"),
-            }
-            return refuse(reason, Some(&user));
+            let verdict = refuse(reason, Some(&user));
+            self.record_account_failure(&user, attempt.door, attempt.source);
+            return verdict;
         }
         // Re-read the lock after the (slow) credential check: parallel guesses that all started
         // before the lock was set must not slip through once it is.
@@ -397,6 +463,30 @@ impl Vault {
         if user.role == Role::Admin && attempt.door.is_data_door() {
             return refuse(Refusal::AdminOnDataDoor, Some(&user));
         }
+        if matches!(attempt.credential, Credential::Password(_)) && attempt.door == Door::Https {
+            // The failure counter is cleared only once the second factor passes too; clearing it
+            // here would let a password holder reset it between rounds of code guessing.
+            let enrolled = match inner.store.totp_for(user.id) {
+                Ok(t) => t.is_some_and(|t| t.active),
+                Err(e) => {
+                    tracing::error!(error = %e, "second-factor lookup failed during login");
+                    return refuse(Refusal::Internal, Some(&user));
+                }
+            };
+            self.audit(
+                Event::new(attempt.door, Action::SecondFactorPending, Outcome::Ok)
+                    .actor(&user.name, &user.org_name)
+                    .source(attempt.source.to_string())
+                    .detail(json!({ "method": "password", "enrolled": enrolled })),
+            );
+            return Verdict::SecondFactorRequired(PendingLogin {
+                user,
+                door: attempt.door,
+                source: attempt.source,
+                created: Instant::now(),
+                enrolled,
+            });
+        }
         if user.failed_logins > 0 {
             if let Err(e) = inner.store.clear_login_failures(user.id) {
                 tracing::error!(error = %e, "could not reset the failure counter");
@@ -405,6 +495,7 @@ impl Vault {
         let method = match attempt.credential {
             Credential::Password(_) => "password".to_owned(),
             Credential::VerifiedPublicKey(k) => format!("publickey {}", key_fingerprint(k)),
+            Credential::ApiToken(_) => "api_token".to_owned(),
         };
         self.audit(
             Event::new(attempt.door, Action::LoginSucceeded, Outcome::Ok)
@@ -412,22 +503,45 @@ impl Vault {
                 .source(attempt.source.to_string())
                 .detail(json!({ "method": method })),
         );
+        inner.metrics.login(attempt.door, true);
         Verdict::Accepted(Principal {
             user,
             door: attempt.door,
             source: attempt.source,
+            scopes: None,
         })
     }
 
-    fn note_source_failure(&self, attempt: &LoginAttempt<'_>) {
-        if self
-            .inner
-            .throttle
-            .fail(attempt.source, &self.inner.config.auth)
-        {
+    /// Counts a failed login against the account (stored, survives restarts) and records the lock
+    /// when this failure reached the threshold.
+    pub(crate) fn record_account_failure(&self, user: &UserRow, door: Door, source: IpAddr) {
+        let policy = &self.inner.config.auth;
+        let now = now_unix();
+        match self.inner.store.record_login_failure(
+            user.id,
+            policy.lockout_threshold,
+            policy.lockout_duration.as_secs() as i64,
+            now,
+        ) {
+            Ok((count, Some(until))) if count == policy.lockout_threshold && until > now => {
+                self.audit(
+                    Event::new(door, Action::AccountLocked, Outcome::Denied)
+                        .actor(&user.name, &user.org_name)
+                        .source(source.to_string())
+                        .target(format!("user:{}", user.name))
+                        .detail(json!({"failed_logins": count, "locked_until": until})),
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "could not record a login failure"),
+        }
+    }
+
+    pub(crate) fn note_source_failure(&self, door: Door, source: IpAddr) {
+        if self.inner.throttle.fail(source, &self.inner.config.auth) {
             self.audit(
-                Event::new(attempt.door, Action::SourceThrottled, Outcome::Denied)
-                    .source(attempt.source.to_string())
+                Event::new(door, Action::SourceThrottled, Outcome::Denied)
+                    .source(source.to_string())
                     .detail(json!({
                         "failures": self.inner.config.auth.source_failure_limit,
                         "block_seconds": self.inner.config.auth.source_block.as_secs(),
@@ -445,18 +559,33 @@ impl Vault {
         let method = match attempt.credential {
             Credential::Password(_) => "password",
             Credential::VerifiedPublicKey(_) => "publickey",
+            Credential::ApiToken(_) => "api_token",
         };
-        // The attempted name is recorded even for unknown users (bounded, and it is what an
-        // investigator needs), but never the password.
-        let attempted: String = attempt.user.chars().take(64).collect();
+        self.audit_refusal(
+            attempt.door,
+            attempt.source,
+            attempt.user,
+            user.map(|u| u.org_name.as_str()).unwrap_or_default(),
+            json!({ "method": method, "reason": reason.as_str() }),
+        );
+    }
+
+    /// Records a refused login. The attempted name is recorded even for unknown users (bounded, and
+    /// it is what an investigator needs), but never the secret.
+    pub(crate) fn audit_refusal(
+        &self,
+        door: Door,
+        source: IpAddr,
+        attempted: &str,
+        org: &str,
+        detail: serde_json::Value,
+    ) {
+        let attempted: String = attempted.chars().take(64).collect();
         self.audit(
-            Event::new(attempt.door, Action::LoginFailed, Outcome::Denied)
-                .actor(
-                    attempted,
-                    user.map(|u| u.org_name.clone()).unwrap_or_default(),
-                )
-                .source(attempt.source.to_string())
-                .detail(json!({ "method": method, "reason": reason.as_str() })),
+            Event::new(door, Action::LoginFailed, Outcome::Denied)
+                .actor(attempted, org)
+                .source(source.to_string())
+                .detail(detail),
         );
     }
 }

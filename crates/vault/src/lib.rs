@@ -1,7 +1,8 @@
 //! The vault core: the only place that decides who may do what. It owns authentication (`auth`),
-//! administration (`admin`), the per-user namespace and file operations (`session`), and encrypted
-//! transfers (`transfer`). Protocol doors translate their wire format into calls on this API and never
-//! touch the store, the blobs or the keys themselves.
+//! administration (`admin`), the per-user namespace and file operations (`session`), encrypted
+//! transfers (`transfer`), the second factor (`mfa`), API tokens (`tokens`), and what operators watch
+//! (`monitor`: audit search, active sessions, metrics). Protocol doors translate their wire format
+//! into calls on this API and never touch the store, the blobs or the keys themselves.
 //!
 //! The API is synchronous (SQLite and positional file I/O block); async doors call it from blocking
 //! threads.
@@ -21,14 +22,21 @@ mod content;
 pub mod error;
 pub mod export;
 pub mod inventory;
+pub mod mfa;
+pub mod monitor;
 pub mod session;
+pub mod tokens;
 pub mod transfer;
 
-pub use auth::{Credential, LoginAttempt, Principal, Refusal, Verdict};
+pub use admin::AdminActor;
+pub use auth::{Credential, LoginAttempt, PendingLogin, Principal, Refusal, Verdict};
 pub use config::{AuthPolicy, VaultConfig};
 pub use error::{ErrorKind, Result, VaultError};
 pub use lockbox_audit::{Action, AuditError, Outcome, VerifyReport};
+pub use mfa::{base32_decode, totp_code, TotpEnrollment};
+pub use monitor::{ActiveSession, AuditQuery, AuditRecordView, Metrics, MetricsSnapshot};
 pub use session::{Entry, EntryKind, OpenMode, Session};
+pub use tokens::{TokenInfo, TokenScopes};
 pub use transfer::{ReadHandle, WriteHandle};
 
 /// The home folder's name as every user sees it.
@@ -48,6 +56,13 @@ pub(crate) struct Inner {
     /// HMAC key for the inventory's person fingerprints, derived from the key provider (never a file
     /// key), so fingerprints cannot be brute-forced from the database alone.
     pub(crate) fingerprint_key: [u8; 32],
+    /// Seals TOTP secrets at rest (`totp-secret-v1`).
+    pub(crate) totp_key: [u8; 32],
+    /// MACs recovery codes (`recovery-code-v1`), so stored codes cannot be used or guessed offline.
+    pub(crate) recovery_key: [u8; 32],
+    /// Sessions open in this process, by session id (for the operators' view).
+    pub(crate) sessions: std::sync::Mutex<std::collections::HashMap<String, ActiveSession>>,
+    pub(crate) metrics: Metrics,
 }
 
 /// A handle on the vault; cheap to clone, shared by all doors and sessions.
@@ -119,8 +134,14 @@ impl Vault {
             Arc::new(LocalBlobStore::open(&config.data_dir.join("blobs"))?);
         let audit = AuditLog::new(store.clone());
         let fingerprint_key = keys.derive_key("inventory-fingerprint-v1")?;
+        let totp_key = keys.derive_key("totp-secret-v1")?;
+        let recovery_key = keys.derive_key("recovery-code-v1")?;
         let inner = Inner {
             fingerprint_key,
+            totp_key,
+            recovery_key,
+            sessions: Default::default(),
+            metrics: Metrics::default(),
             config,
             store,
             blobs,

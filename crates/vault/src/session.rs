@@ -2,6 +2,7 @@
 //! virtual path against the user's mounts (their home folder as `/home`, and each folder of their
 //! organization they hold a grant on), names the permission it needs, and is refused otherwise.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use lockbox_audit::{Action, Event, Outcome};
@@ -77,10 +78,20 @@ impl Actor {
     }
 }
 
+/// What an API token's scope must allow for an operation.
+#[derive(Clone, Copy)]
+enum Scope {
+    Read,
+    Write,
+}
+
+/// A logged-in user's session. Registered in the vault's active-session list from `open_session`
+/// until `end` or drop, whichever comes first.
 pub struct Session {
     vault: Vault,
     principal: Principal,
     actor: Arc<Actor>,
+    ended: AtomicBool,
 }
 
 impl Vault {
@@ -100,10 +111,26 @@ impl Vault {
                 .event(Action::SessionStarted, Outcome::Ok)
                 .detail(json!({"session": actor.session_id})),
         )?;
+        self.inner
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                actor.session_id.clone(),
+                crate::ActiveSession {
+                    id: actor.session_id.clone(),
+                    user: actor.user.clone(),
+                    org: actor.org.clone(),
+                    door: actor.door,
+                    source: actor.source.clone(),
+                    started: now_unix(),
+                },
+            );
         Ok(Session {
             vault: self.clone(),
             principal,
             actor: Arc::new(actor),
+            ended: AtomicBool::new(false),
         })
     }
 }
@@ -136,8 +163,13 @@ impl Session {
         VirtualPath::root().join(HOME_MOUNT).unwrap_or_default()
     }
 
-    /// Records the end of the session. Doors call this once when the connection closes.
+    /// Records the end of the session. Doors call this when the connection closes; only the first
+    /// call records.
     pub fn end(&self, detail: serde_json::Value) {
+        if self.ended.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.unregister();
         let mut d = detail;
         if let Some(obj) = d.as_object_mut() {
             obj.insert("session".into(), json!(self.actor.session_id));
@@ -147,6 +179,39 @@ impl Session {
                 .event(Action::SessionEnded, Outcome::Ok)
                 .detail(d),
         );
+    }
+
+    fn unregister(&self) {
+        self.vault
+            .inner
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.actor.session_id);
+    }
+
+    /// Refuses an operation an API token's scopes do not cover (interactive logins have no scopes;
+    /// their limit is the grants alone), recording the refusal.
+    fn require_scope(&self, scope: Scope, path: &VirtualPath) -> Result<()> {
+        let Some(scopes) = self.principal.scopes else {
+            return Ok(());
+        };
+        let (allowed, name) = match scope {
+            Scope::Read => (scopes.read, "read"),
+            Scope::Write => (scopes.write, "write"),
+        };
+        if allowed {
+            return Ok(());
+        }
+        self.vault.audit(
+            self.actor
+                .event(Action::AccessDenied, Outcome::Denied)
+                .target(path.to_string())
+                .detail(json!({"needs_scope": name, "session": self.actor.session_id})),
+        );
+        Err(VaultError::PermissionDenied(format!(
+            "API token lacks the {name} scope"
+        )))
     }
 
     fn mounts(&self) -> Result<Vec<Mount>> {
@@ -252,6 +317,7 @@ impl Session {
     }
 
     pub fn stat(&self, path: &VirtualPath) -> Result<Entry> {
+        self.require_scope(Scope::Read, path)?;
         let dir = |name: &str, mtime| Entry {
             name: name.to_owned(),
             kind: EntryKind::Dir,
@@ -323,6 +389,7 @@ impl Session {
     }
 
     pub fn list_dir(&self, path: &VirtualPath) -> Result<Vec<Entry>> {
+        self.require_scope(Scope::Read, path)?;
         let (mount, rel) = match self.resolve(path)? {
             Resolved::Root => {
                 return Ok(self
@@ -392,6 +459,7 @@ impl Session {
     }
 
     pub fn open_read(&self, path: &VirtualPath) -> Result<ReadHandle> {
+        self.require_scope(Scope::Read, path)?;
         let (mount, parent, name) = self.resolve_inside(path, "read")?;
         self.require(&mount, Permission::Read, path)?;
         let store = &self.vault.inner.store;
@@ -410,6 +478,7 @@ impl Session {
     }
 
     pub fn open_write(&self, path: &VirtualPath, mode: OpenMode) -> Result<WriteHandle> {
+        self.require_scope(Scope::Write, path)?;
         let (mount, parent, name) = self.resolve_inside(path, "write")?;
         self.require(&mount, Permission::Write, path)?;
         self.require_parent(&mount, &parent, path)?;
@@ -470,6 +539,7 @@ impl Session {
     }
 
     pub fn remove(&self, path: &VirtualPath) -> Result<()> {
+        self.require_scope(Scope::Write, path)?;
         let (mount, parent, name) = self.resolve_inside(path, "remove")?;
         self.require(&mount, Permission::Delete, path)?;
         let inner = &self.vault.inner;
@@ -515,6 +585,7 @@ impl Session {
     }
 
     pub fn mkdir(&self, path: &VirtualPath) -> Result<()> {
+        self.require_scope(Scope::Write, path)?;
         let (mount, parent, name) = self.resolve_inside(path, "create")?;
         self.require(&mount, Permission::Mkdir, path)?;
         self.require_parent(&mount, &parent, path)?;
@@ -540,6 +611,7 @@ impl Session {
     }
 
     pub fn rmdir(&self, path: &VirtualPath) -> Result<()> {
+        self.require_scope(Scope::Write, path)?;
         let (mount, parent, name) = self.resolve_inside(path, "remove")?;
         self.require(&mount, Permission::Delete, path)?;
         match self
@@ -565,6 +637,7 @@ impl Session {
     /// Moves a file or directory. Needs `rename` where it comes from and `write` where it goes when
     /// that is another folder. `replace` overwrites an existing destination file (POSIX rename).
     pub fn rename(&self, from: &VirtualPath, to: &VirtualPath, replace: bool) -> Result<()> {
+        self.require_scope(Scope::Write, from)?;
         let (src, sparent, sname) = self.resolve_inside(from, "rename")?;
         let (dst, dparent, dname) = self.resolve_inside(to, "rename onto")?;
         self.require(&src, Permission::Rename, from)?;
@@ -641,6 +714,7 @@ impl Session {
 
     /// Sets a committed file's modification time (clients preserving times, `touch`).
     pub fn set_mtime(&self, path: &VirtualPath, mtime: i64) -> Result<()> {
+        self.require_scope(Scope::Write, path)?;
         let (mount, parent, name) = self.resolve_inside(path, "change")?;
         self.require(&mount, Permission::Write, path)?;
         let store = &self.vault.inner.store;
@@ -658,6 +732,13 @@ impl Session {
 
     pub(crate) fn now() -> i64 {
         now_unix()
+    }
+}
+
+impl Drop for Session {
+    /// A door that loses a session without calling `end` must not leave it listed as active.
+    fn drop(&mut self) {
+        self.unregister();
     }
 }
 

@@ -229,6 +229,7 @@ impl WriteHandle {
         if let Some(blob) = replaced {
             vault.remove_blob_after_commit(blob);
         }
+        vault.inner.metrics.upload_committed(len);
         let inventory = vault.save_inventory(row.id, &findings);
         // The file is committed: a failure to record it is logged loudly (AUDIT WRITE FAILED) but
         // must not tell the client that its completed upload failed.
@@ -320,13 +321,15 @@ impl ReadHandle {
         if self.target.is_empty() || self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        let sent = self.bytes_sent.load(Ordering::Relaxed);
+        self.vault.inner.metrics.download_closed(sent);
         self.vault.audit_strict(
             self.actor
                 .event(Action::FileRead, Outcome::Ok)
                 .target(&self.target)
                 .detail(json!({
                     "file_id": self.file.id.0, "size": self.file.size, "sha256": self.file.sha256,
-                    "bytes_sent": self.bytes_sent.load(Ordering::Relaxed),
+                    "bytes_sent": sent,
                     "session": self.actor.session_id,
                 })),
         )
