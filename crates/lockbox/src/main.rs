@@ -120,6 +120,11 @@ enum UserCmd {
     Unlock {
         name: String,
     },
+    /// Remove the user's authenticator app and recovery codes; they set up a new one at their next
+    /// browser sign-in (for a lost phone, including the last administrator's).
+    ResetMfa {
+        name: String,
+    },
     Disable {
         name: String,
     },
@@ -534,6 +539,13 @@ fn user(vault: &Vault, actor: &AdminActor, out: &Out, cmd: UserCmd) -> Result<()
             out.done(
                 &format!("unlocked {name}"),
                 &json!({"user": name, "unlocked": true}),
+            );
+        }
+        UserCmd::ResetMfa { name } => {
+            vault.reset_totp(actor, &name)?;
+            out.done(
+                &format!("two-step sign-in reset for {name}; they enrol again at their next browser sign-in"),
+                &json!({"user": name, "mfa_reset": true}),
             );
         }
         UserCmd::Disable { name } => {
