@@ -1273,3 +1273,5 @@ pub fn schema_dump(conn: &rusqlite::Connection) -> String {
         .collect::<Vec<_>>()
         .join(";\n")
 }
+
+pub mod web;
