@@ -217,6 +217,21 @@ impl AppState {
         }
     }
 
+    /// Ends the browser session an admin picked by its `public_id`; `false` if it is gone already.
+    pub fn end_session_by_public_id(&self, public_id: &str, reason: &str) -> bool {
+        let key = lock(&self.sessions)
+            .iter()
+            .find(|(_, s)| s.public_id == public_id)
+            .map(|(k, _)| *k);
+        match key {
+            Some(k) => {
+                self.end_session_key(&k, reason);
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn create_pending(&self, pending: PendingLogin) -> String {
         let handle = random_handle();
         let key = handle_key(&handle).unwrap_or_default();

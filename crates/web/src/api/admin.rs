@@ -374,7 +374,7 @@ pub(crate) fn load_user(vault: &Vault, name: &str) -> WebResult<(UserRow, Vec<Ke
     let groups = vault
         .list_groups(&user.org_name)?
         .into_iter()
-        .filter(|(_, members)| members.iter().any(|m| *m == user.name))
+        .filter(|(_, members)| members.contains(&user.name))
         .map(|(g, _)| g.name)
         .collect();
     Ok((user, keys, groups))
