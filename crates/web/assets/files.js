@@ -16,10 +16,11 @@
   const pct = document.getElementById('upload-percent');
   const status = document.getElementById('upload-status');
 
-  document.querySelectorAll('form.confirm').forEach(function (f) {
-    f.addEventListener('submit', function (e) {
-      if (!window.confirm(f.dataset.confirm || 'Are you sure?')) e.preventDefault();
-    });
+  // Delegated, so rows re-rendered after an upload keep their confirmation.
+  document.addEventListener('submit', function (e) {
+    const f = e.target;
+    if (f instanceof HTMLFormElement && f.classList.contains('confirm') &&
+        !window.confirm(f.dataset.confirm || 'Are you sure?')) e.preventDefault();
   });
   if (!input || !zone) return;
 
@@ -104,16 +105,26 @@
         setProgress(done, total);
       }
       setProgress(total, total);
-      say('Upload complete: ' + files.map(function (f) { return f.name; }).join(', ') + '. ', 'ok');
-      const a = document.createElement('a');
-      a.href = window.location.pathname + window.location.search;
-      a.textContent = 'Refresh the list';
-      status.appendChild(a);
+      say('Upload complete: ' + files.map(function (f) { return f.name; }).join(', ') + '.', 'ok');
+      refreshList();
     } catch (e) {
       say('Upload failed: ' + e.message, 'error');
     } finally {
       zone.classList.remove('busy');
     }
+  }
+
+  // Re-renders the file table from the server's own page (parsed inertly: DOMParser runs no script),
+  // so the new files appear with their actions without reloading and losing the status line.
+  async function refreshList() {
+    try {
+      const r = await fetch(window.location.href, { credentials: 'same-origin' });
+      if (!r.ok) return;
+      const doc = new DOMParser().parseFromString(await r.text(), 'text/html');
+      const fresh = doc.querySelector('#file-list tbody');
+      const current = document.querySelector('#file-list tbody');
+      if (fresh && current) current.replaceWith(document.importNode(fresh, true));
+    } catch (_) { /* the list stays as it was; a reload shows the new files */ }
   }
 
   input.addEventListener('change', function () { uploadAll(Array.from(input.files)); });
