@@ -538,6 +538,12 @@ pub struct KeyQuery {
     pub fingerprint: String,
 }
 
+/// A fingerprint from a query string or form. Base64 has no spaces, so a space is a `+` that was
+/// not percent-encoded (a common slip when pasting `SHA256:...` into a URL); put it back.
+pub(crate) fn unplus_fingerprint(text: &str) -> String {
+    text.trim().replace(' ', "+")
+}
+
 /// Removes an SSH key from a user.
 #[utoipa::path(delete, path = "/api/v1/admin/users/{name}/keys", tag = "admin",
     params(("name" = String, Path, description = "user name"), KeyQuery),
@@ -550,8 +556,9 @@ pub async fn remove_key(
     q: Result<Query<KeyQuery>, QueryRejection>,
 ) -> WebResult<StatusCode> {
     let Query(q) = q.map_err(bad_query)?;
+    let fingerprint = unplus_fingerprint(&q.fingerprint);
     with_admin(&state, &ident, move |vault, actor| {
-        vault.remove_key(actor, &name, q.fingerprint.trim())?;
+        vault.remove_key(actor, &name, &fingerprint)?;
         Ok(StatusCode::NO_CONTENT)
     })
     .await
@@ -1018,5 +1025,11 @@ mod tests {
         assert!(parse_permissions("list, read").is_ok());
         assert!(parse_permissions("").is_err());
         assert!(parse_permissions("list,root").is_err());
+    }
+
+    #[test]
+    fn fingerprints_survive_an_unencoded_plus() {
+        assert_eq!(unplus_fingerprint(" SHA256:ab cd/ef "), "SHA256:ab+cd/ef");
+        assert_eq!(unplus_fingerprint("SHA256:ab+cd"), "SHA256:ab+cd");
     }
 }

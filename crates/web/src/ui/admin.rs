@@ -607,7 +607,7 @@ async fn remove_key(
     };
     let n = name.clone();
     let result = match with_admin(&state, &ident, move |vault, actor| {
-        Ok(vault.remove_key(actor, &n, form.fingerprint.trim())?)
+        Ok(vault.remove_key(actor, &n, &crate::api::admin::unplus_fingerprint(&form.fingerprint))?)
     })
     .await
     {
