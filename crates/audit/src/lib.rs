@@ -60,6 +60,8 @@ pub enum Action {
     GrantRemoved,
     AuditExported,
     ExposureReport,
+    /// A file of an exposure package was downloaded (from the admin UI).
+    ExposurePackageRead,
     InventoryRescanned,
     SecondFactorPending,
     TotpEnrolled,
@@ -70,6 +72,49 @@ pub enum Action {
 }
 
 impl Action {
+    /// Every action, in declaration order (for filters and documentation).
+    pub const ALL: &'static [Action] = &[
+        Action::ServerStarted,
+        Action::LoginSucceeded,
+        Action::LoginFailed,
+        Action::AccountLocked,
+        Action::SourceThrottled,
+        Action::SessionStarted,
+        Action::SessionEnded,
+        Action::FileRead,
+        Action::UploadCommitted,
+        Action::UploadInterrupted,
+        Action::UploadAbandoned,
+        Action::FileDeleted,
+        Action::Renamed,
+        Action::DirCreated,
+        Action::DirRemoved,
+        Action::AccessDenied,
+        Action::OrgCreated,
+        Action::UserCreated,
+        Action::UserPasswordSet,
+        Action::UserDisabled,
+        Action::UserEnabled,
+        Action::UserUnlocked,
+        Action::KeyAdded,
+        Action::KeyRemoved,
+        Action::GroupCreated,
+        Action::GroupMemberAdded,
+        Action::FolderCreated,
+        Action::GrantSet,
+        Action::GrantRemoved,
+        Action::AuditExported,
+        Action::ExposureReport,
+        Action::ExposurePackageRead,
+        Action::InventoryRescanned,
+        Action::SecondFactorPending,
+        Action::TotpEnrolled,
+        Action::TotpReset,
+        Action::RecoveryCodesRegenerated,
+        Action::ApiTokenCreated,
+        Action::ApiTokenRevoked,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Action::ServerStarted => "server_started",
@@ -103,6 +148,7 @@ impl Action {
             Action::GrantRemoved => "grant_removed",
             Action::AuditExported => "audit_exported",
             Action::ExposureReport => "exposure_report",
+            Action::ExposurePackageRead => "exposure_package_read",
             Action::InventoryRescanned => "inventory_rescanned",
             Action::SecondFactorPending => "second_factor_pending",
             Action::TotpEnrolled => "totp_enrolled",

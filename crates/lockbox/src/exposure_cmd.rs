@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use lockbox_exposure::{Basis, ExposureRequest, KeysExposed, PlaintextSource, Scope};
 use lockbox_inventory::Fingerprinter;
-use lockbox_types::{Door, FileId};
+use lockbox_types::FileId;
 use lockbox_vault::admin::AdminActor;
 use lockbox_vault::{Action, AuditEvent, Outcome, Vault};
 use serde_json::json;
@@ -89,26 +89,44 @@ fn parse_instant(s: &str, end_of_day: bool) -> Result<OffsetDateTime> {
     Ok(PrimitiveDateTime::new(d, t).assume_utc())
 }
 
-pub fn run(vault: &Vault, actor: &AdminActor, out: &Out, cmd: ExposureCmd) -> Result<()> {
-    let ExposureCmd::Report(a) = cmd;
-    let Some(basis) = Basis::parse(&a.basis) else {
+/// The report's inputs as text, shared by the CLI and the web UI (which parse them the same way).
+pub struct ReportParams<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+    pub discovered: &'a str,
+    pub scope: &'a str,
+    pub basis: &'a str,
+    pub keys_exposed: &'a str,
+    pub ba_deadline_days: u32,
+    pub mailing_list: bool,
+    pub encrypt_to: Option<&'a str>,
+    pub out: &'a std::path::Path,
+}
+
+/// Parses, builds the package, and records `exposure_report` (ok or failed) for `actor`.
+pub fn build_and_audit(
+    vault: &Vault,
+    actor: &AdminActor,
+    p: &ReportParams<'_>,
+) -> Result<lockbox_exposure::ExposureReport> {
+    let Some(basis) = Basis::parse(p.basis) else {
         bail!("--basis must be present or accessed")
     };
-    let Some(keys_exposed) = KeysExposed::parse(&a.keys_exposed) else {
+    let Some(keys_exposed) = KeysExposed::parse(p.keys_exposed) else {
         bail!("--keys-exposed must be yes, no or unknown")
     };
-    let scope = Scope::parse(&a.scope).map_err(anyhow::Error::msg)?;
+    let scope = Scope::parse(p.scope).map_err(anyhow::Error::msg)?;
     let req = ExposureRequest {
-        from: parse_instant(&a.from, false)?,
-        to: parse_instant(&a.to, true)?,
-        discovered: parse_date(&a.discovered)?,
+        from: parse_instant(p.from, false)?,
+        to: parse_instant(p.to, true)?,
+        discovered: parse_date(p.discovered)?,
         scope,
         basis,
         keys_exposed,
-        ba_deadline_days: a.ba_deadline_days,
-        mailing_list: !a.no_mailing_list,
-        out_dir: a.out.clone(),
-        encrypt_to: match &a.encrypt_to {
+        ba_deadline_days: p.ba_deadline_days,
+        mailing_list: p.mailing_list,
+        out_dir: p.out.to_path_buf(),
+        encrypt_to: match p.encrypt_to {
             Some(r) => Some(r.trim().parse::<age::x25519::Recipient>().map_err(|e| {
                 anyhow::anyhow!("--encrypt-to is not an age recipient (age1...): {e}")
             })?),
@@ -124,13 +142,13 @@ pub fn run(vault: &Vault, actor: &AdminActor, out: &Out, cmd: ExposureCmd) -> Re
             json!({"from": r.window.from, "to": r.window.to, "discovered": r.discovered, "basis": r.basis,
                         "scope": r.scope, "keys_exposed": r.keys_exposed, "files": r.totals.files,
                         "individuals": r.totals.individuals, "organizations": r.totals.organizations,
-                        "mailing_list": r.mailing_list.built, "out": a.out.display().to_string()})
+                        "mailing_list": r.mailing_list.built, "out": p.out.display().to_string()})
         }
-        Err(e) => json!({"error": e.to_string(), "out": a.out.display().to_string()}),
+        Err(e) => json!({"error": e.to_string(), "out": p.out.display().to_string()}),
     };
     vault.record(
         AuditEvent::new(
-            Door::Cli,
+            actor.door,
             Action::ExposureReport,
             if result.is_ok() {
                 Outcome::Ok
@@ -140,9 +158,30 @@ pub fn run(vault: &Vault, actor: &AdminActor, out: &Out, cmd: ExposureCmd) -> Re
         )
         .actor(&actor.name, "")
         .source(&actor.source)
-        .target(format!("exposure:{}", a.out.display()))
+        .target(format!("exposure:{}", p.out.display()))
         .detail(detail),
     )?;
+    Ok(result?)
+}
+
+pub fn run(vault: &Vault, actor: &AdminActor, out: &Out, cmd: ExposureCmd) -> Result<()> {
+    let ExposureCmd::Report(a) = cmd;
+    let result = build_and_audit(
+        vault,
+        actor,
+        &ReportParams {
+            from: &a.from,
+            to: &a.to,
+            discovered: &a.discovered,
+            scope: &a.scope,
+            basis: &a.basis,
+            keys_exposed: &a.keys_exposed,
+            ba_deadline_days: a.ba_deadline_days,
+            mailing_list: !a.no_mailing_list,
+            encrypt_to: a.encrypt_to.as_deref(),
+            out: &a.out,
+        },
+    );
     let r = result?;
     if out.json {
         out.done("", &r);

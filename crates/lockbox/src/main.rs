@@ -17,6 +17,7 @@ mod exposure_cmd;
 mod output;
 mod scan;
 mod serve;
+mod web_exposure;
 
 use output::{print_rows, Out};
 

@@ -98,6 +98,7 @@ pub fn run(settings: Settings, args: ServeArgs) -> Result<()> {
         let web = lockbox_web::WebServer::bind(vault.clone(), web_cfg)
             .await
             .context("cannot start the HTTPS door")?;
+        let web = web.with_exposure(std::sync::Arc::new(crate::web_exposure::WebExposure::new(vault.clone())));
         let web_addr = web.local_addr()?;
         let cert = web.certificate().clone();
         if report.created_data_dir || report.created_key_file || created_host_key {

@@ -757,3 +757,100 @@ fn package_encrypted_to_an_age_recipient() {
         describe(&bad)
     );
 }
+
+/// The same report from the admin web UI: an administrator signs in with TOTP, builds a package
+/// (which the form always encrypts to the age key it is given), sees it listed, and downloads a file
+/// that only the matching identity decrypts; the run and the download are audited, and paths that try
+/// to leave the package are refused.
+#[test]
+fn web_admin_builds_an_encrypted_package_and_downloads_it() {
+    use common::web::{Person, Web};
+    let (s, _alice, _bob) = two_orgs();
+    s.create_user("acme", "privacy", "admin", PASSWORD);
+    let web = Web::new(&s);
+    let officer = Person::new("privacy", PASSWORD);
+    let b = web.sign_in(&officer);
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    let today_s = ymd(today());
+    let (from, to) = (yesterday(), tomorrow());
+    let mut fields = vec![
+        ("csrf", b.csrf.as_str()),
+        ("from", from.as_str()),
+        ("to", to.as_str()),
+        ("discovered", today_s.as_str()),
+        ("keys_exposed", "yes"),
+        ("basis", "present"),
+        ("scope", "all"),
+        ("ba_deadline_days", "60"),
+        ("mailing_list", "on"),
+        ("encrypt_to", "not-an-age-key"),
+    ];
+    let r = web.post("/admin/exposure").browser(&b).form(&fields).send();
+    assert_eq!(r.status, 400, "a missing age recipient must be refused:\n{}", r.describe());
+    fields.pop();
+    fields.push(("encrypt_to", recipient.as_str()));
+    let r = web.post("/admin/exposure").browser(&b).form(&fields).send();
+    assert_eq!(r.status, 201, "report:\n{}", r.describe());
+    let html = r.text();
+    assert!(
+        html.contains("distinct individuals in 2 organizations"),
+        "{html}"
+    );
+    // The package is listed with download links; every file on disk is age ciphertext.
+    let page = web.get("/admin/exposure").browser(&b).send();
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    let hrefs: Vec<String> = html
+        .split("href=\"/admin/exposure/download?")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(|h| format!("/admin/exposure/download?{}", h.replace("&#38;", "&").replace("&amp;", "&")))
+        .collect();
+    let decoded = |h: &str| {
+        let mut out = Vec::new();
+        let b = h.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' && i + 2 < b.len() {
+                out.push(u8::from_str_radix(&h[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap()
+    };
+    assert!(hrefs.len() >= 5, "{html}");
+    let csv = hrefs
+        .iter()
+        .find(|h| decoded(h).contains("acme/individuals.csv.age"))
+        .unwrap_or_else(|| panic!("no acme individuals.csv.age link in {hrefs:?}"));
+    let dl = web.get(csv).browser(&b).send();
+    assert_eq!(dl.status, 200, "{}", dl.describe());
+    assert!(dl.header("content-disposition").unwrap_or_default().starts_with("attachment"));
+    assert!(!contains_bytes(&dl.body, b"JANE"), "package file served in plaintext");
+    let decryptor = age::Decryptor::new(&dl.body[..]).unwrap();
+    let mut reader = decryptor
+        .decrypt(std::iter::once(&identity as &dyn age::Identity))
+        .unwrap();
+    let mut plain = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut plain).unwrap();
+    assert!(plain.contains("JANE") && plain.contains("TOMMY"), "{plain}");
+    for f in walk_files(&s.data_dir.join("exposure-packages")) {
+        assert!(f.to_string_lossy().ends_with(".age"), "{} is not encrypted", f.display());
+    }
+    // Escapes are refused like missing files.
+    let id = decoded(csv.split("id=").nth(1).unwrap().split('&').next().unwrap());
+    for bad in [
+        format!("/admin/exposure/download?id={id}&file=..%2F..%2Flockbox.db"),
+        format!("/admin/exposure/download?id=..&file=lockbox.db"),
+        format!("/admin/exposure/download?id={id}&file=%2Fetc%2Fpasswd"),
+    ] {
+        let r = web.get(&bad).browser(&b).send();
+        assert_eq!(r.status, 404, "{bad}: {}", r.describe());
+    }
+    let audit = s.cli_ok(&["audit", "export", "--format", "jsonl"]);
+    assert!(audit.contains("\"exposure_report\"") && audit.contains("\"exposure_package_read\""));
+}

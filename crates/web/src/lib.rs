@@ -12,6 +12,7 @@ mod access;
 mod api;
 mod assets;
 mod error;
+mod exposure;
 mod headers;
 mod health;
 mod openapi;
@@ -23,6 +24,7 @@ mod ui;
 mod uploads;
 
 pub use error::WebError;
+pub use exposure::{packages_dir, ExposureParams, ExposureRunner, ExposureSummary, PackageListing};
 pub use routes::{table as route_table, Access, RouteInfo};
 pub use server::{WebConfig, WebServer};
 pub use tls::CertificateReport;

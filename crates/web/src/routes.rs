@@ -87,6 +87,7 @@ fn all_routes() -> Vec<Route> {
     routes.extend(crate::ui::routes());
     routes.extend(crate::api::routes());
     routes.extend(crate::uploads::routes());
+    routes.extend(crate::exposure::routes());
     routes
 }
 

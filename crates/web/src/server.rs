@@ -66,7 +66,9 @@ pub struct PeerAddr(pub SocketAddr);
 pub struct WebServer {
     listener: TcpListener,
     acceptor: TlsAcceptor,
-    state: AppState,
+    vault: Vault,
+    config: WebConfig,
+    exposure: Option<crate::exposure::SharedRunner>,
     certificate: CertificateReport,
 }
 
@@ -82,9 +84,17 @@ impl WebServer {
         Ok(WebServer {
             listener,
             acceptor: TlsAcceptor::from(tls_config),
-            state: AppState::new(vault, config),
+            vault,
+            config,
+            exposure: None,
             certificate,
         })
+    }
+
+    /// Enables the exposure report pages with the binary's report engine.
+    pub fn with_exposure(mut self, runner: crate::exposure::SharedRunner) -> WebServer {
+        self.exposure = Some(runner);
+        self
     }
 
     pub fn local_addr(&self) -> Result<SocketAddr, WebError> {
@@ -102,9 +112,12 @@ impl WebServer {
         let WebServer {
             listener,
             acceptor,
-            state,
+            vault,
+            config,
+            exposure,
             ..
         } = self;
+        let state = AppState::new(vault, config, exposure);
         state.spawn_reaper();
         let router = crate::routes::router(state);
         let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));

@@ -104,6 +104,8 @@ pub struct AppInner {
     pending: Mutex<HashMap<[u8; 32], Arc<PendingEntry>>>,
     tokens: Mutex<HashMap<String, Arc<TokenSession>>>,
     pub uploads: UploadTable,
+    /// The exposure report engine, when the binary provides one.
+    pub exposure: Option<crate::exposure::SharedRunner>,
 }
 
 #[derive(Clone)]
@@ -121,7 +123,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl AppState {
-    pub fn new(vault: Vault, config: WebConfig) -> AppState {
+    pub fn new(
+        vault: Vault,
+        config: WebConfig,
+        exposure: Option<crate::exposure::SharedRunner>,
+    ) -> AppState {
         AppState(Arc::new(AppInner {
             vault,
             config,
@@ -129,6 +135,7 @@ impl AppState {
             pending: Mutex::default(),
             tokens: Mutex::default(),
             uploads: UploadTable::default(),
+            exposure,
         }))
     }
 

@@ -53,17 +53,10 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-/// Every audit action name, for the filter's select (stable identifiers, see `lockbox_audit::Action`).
-const AUDIT_ACTIONS: [&str; 38] = [
-    "server_started", "login_succeeded", "login_failed", "account_locked", "source_throttled",
-    "second_factor_pending", "totp_enrolled", "totp_reset", "recovery_codes_regenerated",
-    "session_started", "session_ended", "file_read", "upload_committed", "upload_interrupted",
-    "upload_abandoned", "file_deleted", "renamed", "dir_created", "dir_removed", "access_denied",
-    "org_created", "user_created", "user_password_set", "user_disabled", "user_enabled",
-    "user_unlocked", "key_added", "key_removed", "group_created", "group_member_added",
-    "folder_created", "grant_set", "grant_removed", "audit_exported", "exposure_report",
-    "inventory_rescanned", "api_token_created", "api_token_revoked",
-];
+/// Every audit action name, for the filter's select (stable identifiers from `lockbox_audit::Action`).
+fn audit_actions() -> Vec<&'static str> {
+    lockbox_vault::Action::ALL.iter().map(|a| a.as_str()).collect()
+}
 
 /// The fixed message behind each `?done=` code: the query selects one, it never supplies text.
 fn notice(code: &str) -> Option<&'static str> {
@@ -986,7 +979,7 @@ async fn audit(State(state): State<AppState>, ident: Identity, Query(params): Qu
         }
     };
     let action = opt(&params.action).unwrap_or_default().to_owned();
-    let mut names: Vec<String> = AUDIT_ACTIONS.iter().map(|s| (*s).to_owned()).collect();
+    let mut names: Vec<String> = audit_actions().into_iter().map(str::to_owned).collect();
     names.sort();
     let f = Frame::new(&ident, "", error);
     render(
@@ -1158,12 +1151,12 @@ mod tests {
     #[test]
     fn audit_action_names_are_unique_snake_case() {
         let mut seen = std::collections::HashSet::new();
-        for a in AUDIT_ACTIONS {
+        for a in audit_actions() {
             assert!(seen.insert(a), "{a} twice");
             assert!(a.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{a}");
         }
         for a in [lockbox_vault::Action::UploadCommitted, lockbox_vault::Action::ApiTokenRevoked, lockbox_vault::Action::ServerStarted] {
-            assert!(AUDIT_ACTIONS.contains(&a.as_str()));
+            assert!(audit_actions().contains(&a.as_str()));
         }
     }
 
