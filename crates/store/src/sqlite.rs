@@ -1456,12 +1456,13 @@ impl SqliteStore {
 
     /// Notes a use of the token, at most once per `every` seconds so that a busy script does not
     /// turn each request into a database write.
-    pub fn touch_api_token(&self, id: &str, now: i64, every: i64) -> Result<()> {
-        self.conn().execute(
+    /// Records a token's use at most once per `every` seconds; true when this call recorded it.
+    pub fn touch_api_token(&self, id: &str, now: i64, every: i64) -> Result<bool> {
+        let changed = self.conn().execute(
             "UPDATE api_tokens SET last_used = ?2 WHERE id = ?1 AND (last_used IS NULL OR last_used <= ?2 - ?3)",
             params![id, now, every],
         )?;
-        Ok(())
+        Ok(changed > 0)
     }
 }
 

@@ -91,14 +91,14 @@ impl Vault {
         self.inner
             .store
             .org_by_name(name)?
-            .ok_or_else(|| VaultError::NotFound(format!("organization {name:?}")))
+            .ok_or_else(|| VaultError::NoSuch(format!("organization {name:?}")))
     }
 
     pub fn user(&self, name: &str) -> Result<UserRow> {
         self.inner
             .store
             .user_by_name(name)?
-            .ok_or_else(|| VaultError::NotFound(format!("user {name:?}")))
+            .ok_or_else(|| VaultError::NoSuch(format!("user {name:?}")))
     }
 
     pub fn create_org(&self, actor: &AdminActor, name: &str) -> Result<OrgRow> {
@@ -265,7 +265,7 @@ impl Vault {
             .store
             .group_by_name(org.id, group)?
             .ok_or_else(|| {
-                VaultError::NotFound(format!("group {group:?} in organization {:?}", org.name))
+                VaultError::NoSuch(format!("group {group:?} in organization {:?}", org.name))
             })?;
         let u = self.user(user)?;
         if u.org_id != org.id {
@@ -326,7 +326,7 @@ impl Vault {
             .store
             .folder_by_name(org.id, folder)?
             .ok_or_else(|| {
-                VaultError::NotFound(format!("folder {folder:?} in organization {:?}", org.name))
+                VaultError::NoSuch(format!("folder {folder:?} in organization {:?}", org.name))
             })?;
         let (subject, label) = match subject {
             GrantSubject::User(name) => {
@@ -346,7 +346,7 @@ impl Vault {
                     .store
                     .group_by_name(org.id, name)?
                     .ok_or_else(|| {
-                        VaultError::NotFound(format!(
+                        VaultError::NoSuch(format!(
                             "group {name:?} in organization {:?}",
                             org.name
                         ))

@@ -23,6 +23,9 @@ pub enum ErrorKind {
 pub enum VaultError {
     #[error("{0}: no such file or directory")]
     NotFound(String),
+    /// A named thing that is not a file (organization, user, group, folder, token) does not exist.
+    #[error("{0} does not exist")]
+    NoSuch(String),
     #[error("permission denied: {0}")]
     PermissionDenied(String),
     #[error("{0} already exists")]
@@ -52,7 +55,7 @@ pub enum VaultError {
 impl VaultError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            VaultError::NotFound(_) => ErrorKind::NotFound,
+            VaultError::NotFound(_) | VaultError::NoSuch(_) => ErrorKind::NotFound,
             VaultError::PermissionDenied(_) => ErrorKind::PermissionDenied,
             // A path that tries to escape is treated as a permission problem: the answer is "no".
             VaultError::Path(PathError::ParentComponent) => ErrorKind::PermissionDenied,

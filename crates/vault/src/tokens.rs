@@ -199,20 +199,29 @@ impl Vault {
         if user.disabled {
             return refuse(Refusal::AccountDisabled, Some(&row));
         }
-        if let Err(e) = inner
+        // A script sends many requests per minute; recording each as a login would bury everything
+        // else in the log. The use is recorded when `last_used` moves (at most once a minute per
+        // token); failures are always recorded, and the door's session records bracket the work.
+        let first_this_minute = match inner
             .store
             .touch_api_token(&row.id, now, LAST_USED_GRANULARITY)
         {
-            tracing::warn!(error = %e, "could not record a token's last use");
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not record a token's last use");
+                true
+            }
+        };
+        if first_this_minute {
+            self.audit(
+                Event::new(attempt.door, Action::LoginSucceeded, Outcome::Ok)
+                    .actor(&user.name, &user.org_name)
+                    .source(attempt.source.to_string())
+                    .detail(
+                        json!({ "method": "api_token", "token": row.id, "scopes": scopes.as_string() }),
+                    ),
+            );
         }
-        self.audit(
-            Event::new(attempt.door, Action::LoginSucceeded, Outcome::Ok)
-                .actor(&user.name, &user.org_name)
-                .source(attempt.source.to_string())
-                .detail(
-                    json!({ "method": "api_token", "token": row.id, "scopes": scopes.as_string() }),
-                ),
-        );
         inner.metrics.login(attempt.door, true);
         Verdict::Accepted(Principal {
             user,
@@ -319,7 +328,7 @@ impl Vault {
             .store
             .api_token(id)?
             .filter(|r| r.user_id == owner.user.id)
-            .ok_or_else(|| VaultError::NotFound(format!("token {id:?}")))?;
+            .ok_or_else(|| VaultError::NoSuch(format!("token {id:?}")))?;
         self.revoke_token_row(
             &row,
             owner.door,
@@ -347,7 +356,7 @@ impl Vault {
             .inner
             .store
             .api_token(id)?
-            .ok_or_else(|| VaultError::NotFound(format!("token {id:?}")))?;
+            .ok_or_else(|| VaultError::NoSuch(format!("token {id:?}")))?;
         self.revoke_token_row(&row, actor.door, &actor.name, &actor.source)
     }
 
