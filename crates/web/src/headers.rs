@@ -26,6 +26,10 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
     for (name, value) in FIXED {
+        // A handler's own, stricter policy stays: downloads send `default-src 'none'; sandbox`.
+        if name == "content-security-policy" && h.contains_key(header::CONTENT_SECURITY_POLICY) {
+            continue;
+        }
         h.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
     }
     // Pages and API answers carry PHI or session state: never cache them. Embedded assets set their
