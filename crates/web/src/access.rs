@@ -185,6 +185,16 @@ async fn check_csrf(req: Request, expected: &str) -> Result<Request, Response> {
     if !is_form {
         return Err(forbidden("missing CSRF token"));
     }
+    // A declared oversize is refused before the body is polled, so an `Expect: 100-continue`
+    // client is never asked to send it and sees the 413 rather than a reset mid-upload.
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_FORM_BYTES as u64) {
+        return Err(refuse(&path, StatusCode::PAYLOAD_TOO_LARGE, "form too large"));
+    }
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, MAX_FORM_BYTES).await {
         Ok(b) => b,
@@ -233,6 +243,31 @@ fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
+/// What axum's `Json` and `Form` extractors buffer at most (their default limit). Uploads stream
+/// `application/octet-stream` and are not affected.
+const MAX_BUFFERED_BODY: u64 = 2 * 1024 * 1024;
+
+/// A JSON or form body declared larger than the extractors accept. Refused before anything polls
+/// the body: hyper sends `100 Continue` only when a body is first read, so a client that waits for
+/// it is never asked for the bytes and sees the 413, instead of the connection closing under a
+/// half-sent body (which can lose the answer).
+fn declared_oversize(req: &Request) -> bool {
+    let buffered = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.starts_with("application/json") || ct.starts_with("application/x-www-form-urlencoded")
+        });
+    buffered
+        && req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|n| n > MAX_BUFFERED_BODY)
+}
+
 /// The gate in front of every route.
 pub async fn enforce(
     State((state, access)): State<(AppState, Access)>,
@@ -240,6 +275,9 @@ pub async fn enforce(
     next: Next,
 ) -> Response {
     let path = req.uri().path().to_owned();
+    if declared_oversize(&req) {
+        return refuse(&path, StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+    }
     match access {
         Access::Public => {
             if !is_safe(req.method()) && cross_site(req.headers()) {
