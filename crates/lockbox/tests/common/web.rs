@@ -325,6 +325,12 @@ impl Person {
         self.secret.lock().unwrap().clone()
     }
 
+    /// The code for the current time step, without using it up (for requests expected to be refused).
+    pub fn current_code(&self) -> String {
+        let secret = self.secret().expect("no TOTP secret enrolled yet");
+        lockbox_vault::mfa::totp_code(&secret, unix_now())
+    }
+
     /// A TOTP code for a step not used before (the server accepts one step of skew either way;
     /// waits when the next unused step is too far ahead).
     pub fn next_code(&self) -> String {
