@@ -54,7 +54,12 @@ fn entry_names(listing: &serde_json::Value) -> Vec<(String, u64)> {
         .as_array()
         .unwrap_or_else(|| panic!("no entries in {listing}"))
         .iter()
-        .map(|e| (e["name"].as_str().unwrap().to_owned(), e["size"].as_u64().unwrap()))
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_owned(),
+                e["size"].as_u64().unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -63,12 +68,20 @@ fn entry_names(listing: &serde_json::Value) -> Vec<(String, u64)> {
 fn upload_offset(a: &Alice, id: &str) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let r = a.web.get(&format!("/api/v1/uploads/{id}")).bearer(&a.token).send();
+        let r = a
+            .web
+            .get(&format!("/api/v1/uploads/{id}"))
+            .bearer(&a.token)
+            .send();
         if r.status == 200 {
             return r.json()["offset"].as_u64().unwrap();
         }
         assert_eq!(r.status, 409, "upload status:\n{}", r.describe());
-        assert!(Instant::now() < deadline, "upload stayed busy:\n{}", r.describe());
+        assert!(
+            Instant::now() < deadline,
+            "upload stayed busy:\n{}",
+            r.describe()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -116,7 +129,10 @@ fn resumable_upload_survives_a_killed_part_and_downloads_identically() {
         .send();
     r.assert_status(409);
     assert!(
-        r.json()["detail"].as_str().unwrap_or_default().contains(&part1.to_string()),
+        r.json()["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&part1.to_string()),
         "409 does not name the current offset {part1}:\n{}",
         r.describe()
     );
@@ -132,14 +148,23 @@ fn resumable_upload_survives_a_killed_part_and_downloads_identically() {
         .arg("2M")
         .max_secs(2)
         .send();
-    assert_eq!(r.exit, Some(28), "the interrupted part was expected to time out:\n{}", r.describe());
+    assert_eq!(
+        r.exit,
+        Some(28),
+        "the interrupted part was expected to time out:\n{}",
+        r.describe()
+    );
     let got = upload_offset(&a, &id);
     assert!(
         got > part1 as u64 && got < total as u64,
         "after the interrupted part the server has {got} bytes (part 1 was {part1}, total {total})"
     );
     // Not visible before the commit.
-    let l = a.web.get("/api/v1/files?path=/home").bearer(&a.token).send();
+    let l = a
+        .web
+        .get("/api/v1/files?path=/home")
+        .bearer(&a.token)
+        .send();
     assert!(
         !entry_names(&l.json()).iter().any(|(n, _)| n == "big.bin"),
         "an uncommitted upload is listed:\n{}",
@@ -180,7 +205,11 @@ fn resumable_upload_survives_a_killed_part_and_downloads_identically() {
         .send()
         .assert_status(404);
 
-    let r = a.web.get(&content_url("/home/big.bin")).bearer(&a.token).send();
+    let r = a
+        .web
+        .get(&content_url("/home/big.bin"))
+        .bearer(&a.token)
+        .send();
     r.assert_status(200);
     assert_eq!(r.body.len(), total);
     assert_eq!(sha_hex(&r.body), want, "downloaded content differs");
@@ -212,13 +241,23 @@ fn range_downloads() {
     assert_eq!(full.body, data);
     let cd = full.header("content-disposition").unwrap_or_default();
     assert!(cd.starts_with("attachment"), "Content-Disposition: {cd:?}");
-    assert!(cd.contains("r.bin"), "Content-Disposition lacks the name: {cd:?}");
-    assert_eq!(full.header("content-type"), Some("application/octet-stream"));
+    assert!(
+        cd.contains("r.bin"),
+        "Content-Disposition lacks the name: {cd:?}"
+    );
+    assert_eq!(
+        full.header("content-type"),
+        Some("application/octet-stream")
+    );
     assert_eq!(full.header("x-content-type-options"), Some("nosniff"));
     assert_eq!(full.header("accept-ranges"), Some("bytes"));
     assert_eq!(full.header("cache-control"), Some("no-store"));
 
-    let cases: [(&str, usize, usize); 3] = [("100-199", 100, 199), ("-10", size - 10, size - 1), ("5-", 5, size - 1)];
+    let cases: [(&str, usize, usize); 3] = [
+        ("100-199", 100, 199),
+        ("-10", size - 10, size - 1),
+        ("5-", 5, size - 1),
+    ];
     for (spec, start, end) in cases {
         let r = get(Some(spec));
         assert_eq!(r.status, 206, "range {spec}:\n{}", r.describe());
@@ -228,8 +267,14 @@ fn range_downloads() {
             Some(format!("bytes {start}-{end}/{size}").as_str()),
             "range {spec}"
         );
-        assert_eq!(r.header("content-length"), Some((end - start + 1).to_string().as_str()));
-        assert!(r.header("content-disposition").unwrap_or_default().starts_with("attachment"));
+        assert_eq!(
+            r.header("content-length"),
+            Some((end - start + 1).to_string().as_str())
+        );
+        assert!(r
+            .header("content-disposition")
+            .unwrap_or_default()
+            .starts_with("attachment"));
         assert_eq!(r.header("content-type"), Some("application/octet-stream"));
         assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
     }
@@ -241,11 +286,25 @@ fn range_downloads() {
     for spec in ["20000-", "10000-10005", "-0"] {
         let r = get(Some(spec));
         assert_eq!(r.status, 416, "range {spec}:\n{}", r.describe());
-        assert_eq!(r.header("content-range"), Some(format!("bytes */{size}").as_str()), "range {spec}");
+        assert_eq!(
+            r.header("content-range"),
+            Some(format!("bytes */{size}").as_str()),
+            "range {spec}"
+        );
     }
     // Garbage in the Range header is ignored (whole file) or refused, never a 5xx.
-    for h in ["Range: bytes=abc-def", "Range: pages=1-2", "Range: bytes=1-2,5-6", "Range: bytes=99999999999999999999999-"] {
-        let r = a.web.get(&content_url("/home/r.bin")).bearer(&a.token).header(h).send();
+    for h in [
+        "Range: bytes=abc-def",
+        "Range: pages=1-2",
+        "Range: bytes=1-2,5-6",
+        "Range: bytes=99999999999999999999999-",
+    ] {
+        let r = a
+            .web
+            .get(&content_url("/home/r.bin"))
+            .bearer(&a.token)
+            .header(h)
+            .send();
         assert!(
             [200, 206, 416].contains(&r.status),
             "{h}:\n{}",
@@ -279,7 +338,11 @@ fn files_cross_between_the_https_api_and_openssh_sftp() {
         Auth::Key(&a.key),
         &format!("get /home/api.bin {}\n", back.display()),
     );
-    assert_eq!(sha256_file(&back), api_sha, "sftp got other bytes than the API stored");
+    assert_eq!(
+        sha256_file(&back),
+        api_sha,
+        "sftp got other bytes than the API stored"
+    );
 
     // Up with sftp (password), down with curl.
     let sftp_local = dir.join("sftp.bin");
@@ -289,32 +352,69 @@ fn files_cross_between_the_https_api_and_openssh_sftp() {
         Auth::Password(PASSWORD),
         &format!("put {} /home/sftp.bin\n", sftp_local.display()),
     );
-    let r = a.web.get(&content_url("/home/sftp.bin")).bearer(&a.token).send();
+    let r = a
+        .web
+        .get(&content_url("/home/sftp.bin"))
+        .bearer(&a.token)
+        .send();
     r.assert_status(200);
-    assert_eq!(sha_hex(&r.body), sftp_sha, "the API returned other bytes than sftp stored");
+    assert_eq!(
+        sha_hex(&r.body),
+        sftp_sha,
+        "the API returned other bytes than sftp stored"
+    );
     // The same through the browser session.
-    let r = a.web.get(&content_url("/home/sftp.bin")).browser(&a.browser).send();
+    let r = a
+        .web
+        .get(&content_url("/home/sftp.bin"))
+        .browser(&a.browser)
+        .send();
     r.assert_status(200);
     assert_eq!(sha_hex(&r.body), sftp_sha);
 
-    let l = a.web.get("/api/v1/files?path=/home").bearer(&a.token).send();
+    let l = a
+        .web
+        .get("/api/v1/files?path=/home")
+        .bearer(&a.token)
+        .send();
     l.assert_status(200);
     let names = entry_names(&l.json());
-    assert!(names.contains(&("api.bin".into(), (3 * MIB + 17) as u64)), "{names:?}");
-    assert!(names.contains(&("sftp.bin".into(), (2 * MIB + 5) as u64)), "{names:?}");
+    assert!(
+        names.contains(&("api.bin".into(), (3 * MIB + 17) as u64)),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&("sftp.bin".into(), (2 * MIB + 5) as u64)),
+        "{names:?}"
+    );
     let sftp_ls = a.s.sftp_ok("alice", Auth::Key(&a.key), "ls -ln /home\n");
-    assert_eq!(ls_size(&sftp_ls, "api.bin"), Some((3 * MIB + 17) as u64), "{sftp_ls}");
+    assert_eq!(
+        ls_size(&sftp_ls, "api.bin"),
+        Some((3 * MIB + 17) as u64),
+        "{sftp_ls}"
+    );
 
     // The audit log names the door of each upload.
     let recs = audit_records(&a.s);
     let committed = |name: &str| {
         recs.iter()
-            .filter(|r| r["action"] == "upload_committed" && r["target"].as_str().unwrap_or_default().ends_with(name))
+            .filter(|r| {
+                r["action"] == "upload_committed"
+                    && r["target"].as_str().unwrap_or_default().ends_with(name)
+            })
             .map(|r| r["door"].as_str().unwrap_or_default().to_owned())
             .collect::<Vec<_>>()
     };
-    assert_eq!(committed("api.bin"), ["https"], "upload_committed records for api.bin");
-    assert_eq!(committed("sftp.bin"), ["sftp"], "upload_committed records for sftp.bin");
+    assert_eq!(
+        committed("api.bin"),
+        ["https"],
+        "upload_committed records for api.bin"
+    );
+    assert_eq!(
+        committed("sftp.bin"),
+        ["sftp"],
+        "upload_committed records for sftp.bin"
+    );
     let api_rec = recs
         .iter()
         .find(|r| r["action"] == "upload_committed" && r["door"] == "https")
@@ -369,7 +469,11 @@ fn delete_rename_and_mkdir_through_the_api_show_in_sftp() {
         .bearer(&a.token)
         .json(&json!({"from": "/home/keep.txt", "to": "/home/newdir/new.txt"}))
         .send();
-    assert!(r.status == 409 || r.status == 403, "rename over an existing file:\n{}", r.describe());
+    assert!(
+        r.status == 409 || r.status == 403,
+        "rename over an existing file:\n{}",
+        r.describe()
+    );
     a.web
         .delete(&format!("/api/v1/files?path={}", qenc("/home/gone.txt")))
         .bearer(&a.token)
@@ -392,15 +496,29 @@ fn delete_rename_and_mkdir_through_the_api_show_in_sftp() {
         .send()
         .assert_status(404);
 
-    let out = a.s.sftp_ok("alice", Auth::Key(&a.key), "ls -1 /home\nls -1 /home/newdir\n");
+    let out = a.s.sftp_ok(
+        "alice",
+        Auth::Key(&a.key),
+        "ls -1 /home\nls -1 /home/newdir\n",
+    );
     let lines: Vec<&str> = out.lines().map(|l| l.trim()).collect();
-    let has = |n: &str| lines.iter().any(|l| *l == n || l.ends_with(&format!("/{n}")));
+    let has = |n: &str| {
+        lines
+            .iter()
+            .any(|l| *l == n || l.ends_with(&format!("/{n}")))
+    };
     assert!(has("keep.txt"), "keep.txt missing in sftp:\n{out}");
     assert!(has("newdir"), "newdir missing in sftp:\n{out}");
     assert!(has("new.txt"), "renamed file missing in sftp:\n{out}");
     assert!(!has("old.txt"), "old name still listed in sftp:\n{out}");
-    assert!(!has("gone.txt"), "deleted file still listed in sftp:\n{out}");
-    assert!(!has("emptydir"), "deleted directory still listed in sftp:\n{out}");
+    assert!(
+        !has("gone.txt"),
+        "deleted file still listed in sftp:\n{out}"
+    );
+    assert!(
+        !has("emptydir"),
+        "deleted directory still listed in sftp:\n{out}"
+    );
     let back = a.s.dir.path().join("new.back");
     a.s.sftp_ok(
         "alice",
@@ -425,15 +543,34 @@ fn token_scopes_expiry_and_revocation() {
         .raw_body(b"hello", "application/octet-stream")
         .send()
         .assert_status(201);
-    a.web.get("/api/v1/files?path=/home").bearer(&ro).send().assert_status(200);
+    a.web
+        .get("/api/v1/files?path=/home")
+        .bearer(&ro)
+        .send()
+        .assert_status(200);
     let r = a.web.get(&content_url("/home/f.txt")).bearer(&ro).send();
     r.assert_status(200);
     assert_eq!(r.body, b"hello");
     let writes = [
-        a.web.put(&content_url("/home/ro.txt")).bearer(&ro).raw_body(b"x", "application/octet-stream").send(),
-        a.web.post("/api/v1/uploads").bearer(&ro).json(&json!({"path": "/home/ro2.txt"})).send(),
-        a.web.delete(&format!("/api/v1/files?path={}", qenc("/home/f.txt"))).bearer(&ro).send(),
-        a.web.post("/api/v1/files/mkdir").bearer(&ro).json(&json!({"path": "/home/rodir"})).send(),
+        a.web
+            .put(&content_url("/home/ro.txt"))
+            .bearer(&ro)
+            .raw_body(b"x", "application/octet-stream")
+            .send(),
+        a.web
+            .post("/api/v1/uploads")
+            .bearer(&ro)
+            .json(&json!({"path": "/home/ro2.txt"}))
+            .send(),
+        a.web
+            .delete(&format!("/api/v1/files?path={}", qenc("/home/f.txt")))
+            .bearer(&ro)
+            .send(),
+        a.web
+            .post("/api/v1/files/mkdir")
+            .bearer(&ro)
+            .json(&json!({"path": "/home/rodir"}))
+            .send(),
         a.web
             .post("/api/v1/files/rename")
             .bearer(&ro)
@@ -455,11 +592,19 @@ fn token_scopes_expiry_and_revocation() {
         .send();
     assert_eq!(r.status, 403, "a token minted a token:\n{}", r.describe());
     // Nothing changed.
-    let l = a.web.get("/api/v1/files?path=/home").bearer(&a.token).send();
+    let l = a
+        .web
+        .get("/api/v1/files?path=/home")
+        .bearer(&a.token)
+        .send();
     assert_eq!(entry_names(&l.json()), [("f.txt".to_string(), 5)]);
 
     // Revoked: 401 from then on.
-    a.web.get("/api/v1/me").bearer(&rev).send().assert_status(200);
+    a.web
+        .get("/api/v1/me")
+        .bearer(&rev)
+        .send()
+        .assert_status(200);
     a.web
         .delete(&format!("/api/v1/tokens/{rev_id}"))
         .browser(&a.browser)
@@ -467,12 +612,19 @@ fn token_scopes_expiry_and_revocation() {
         .assert_status(204);
     let r = a.web.get("/api/v1/me").bearer(&rev).send();
     assert_eq!(r.status, 401, "revoked token accepted:\n{}", r.describe());
-    assert!(r.header("www-authenticate").unwrap_or_default().starts_with("Bearer"));
+    assert!(r
+        .header("www-authenticate")
+        .unwrap_or_default()
+        .starts_with("Bearer"));
     let r = a.web.get("/api/v1/files?path=/home").bearer(&rev).send();
     assert_eq!(r.status, 401);
 
     // Expired (its expiry moved into the past in the database): 401.
-    a.web.get("/api/v1/me").bearer(&exp).send().assert_status(200);
+    a.web
+        .get("/api/v1/me")
+        .bearer(&exp)
+        .send()
+        .assert_status(200);
     {
         let conn = rusqlite::Connection::open(db_path(&a.s.data_dir)).unwrap();
         conn.busy_timeout(Duration::from_secs(10)).unwrap();
@@ -492,13 +644,24 @@ fn token_scopes_expiry_and_revocation() {
     // A token with a wrong secret but a real id, and a malformed one.
     let forged = format!("lbx_{ro_id}_{}", "A".repeat(43));
     assert_eq!(a.web.get("/api/v1/me").bearer(&forged).send().status, 401);
-    assert_eq!(a.web.get("/api/v1/me").bearer("lbx_nonsense").send().status, 401);
     assert_eq!(
-        a.web.get("/api/v1/me").header("Authorization: Basic YWxpY2U6eA==").send().status,
+        a.web.get("/api/v1/me").bearer("lbx_nonsense").send().status,
+        401
+    );
+    assert_eq!(
+        a.web
+            .get("/api/v1/me")
+            .header("Authorization: Basic YWxpY2U6eA==")
+            .send()
+            .status,
         401
     );
     // The good tokens still work; the listing shows revoked/expired state, never secrets.
-    a.web.get("/api/v1/me").bearer(&ro).send().assert_status(200);
+    a.web
+        .get("/api/v1/me")
+        .bearer(&ro)
+        .send()
+        .assert_status(200);
     let l = a.web.get("/api/v1/tokens").browser(&a.browser).send();
     l.assert_status(200);
     let text = l.text();
@@ -520,7 +683,12 @@ fn token_scopes_expiry_and_revocation() {
 fn metric(text: &str, name: &str) -> u64 {
     text.lines()
         .filter(|l| !l.starts_with('#'))
-        .filter(|l| l.split_whitespace().next().and_then(|t| t.split('{').next()) == Some(name))
+        .filter(|l| {
+            l.split_whitespace()
+                .next()
+                .and_then(|t| t.split('{').next())
+                == Some(name)
+        })
         .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
         .map(|v| v as u64)
         .sum()
@@ -549,12 +717,18 @@ fn health_metrics_and_openapi() {
     let before = a.web.get("/metrics").bearer(&admin_tok).send();
     before.assert_status(200);
     assert!(
-        before.header("content-type").unwrap_or_default().starts_with("text/plain"),
+        before
+            .header("content-type")
+            .unwrap_or_default()
+            .starts_with("text/plain"),
         "{:?}",
         before.header("content-type")
     );
     let b = before.text();
-    assert!(b.contains("# TYPE lockbox_uploaded_bytes_total counter"), "{b}");
+    assert!(
+        b.contains("# TYPE lockbox_uploaded_bytes_total counter"),
+        "{b}"
+    );
     let size = 123_457usize;
     let body = vec![7u8; size];
     a.web
@@ -563,15 +737,25 @@ fn health_metrics_and_openapi() {
         .raw_body(&body, "application/octet-stream")
         .send()
         .assert_status(201);
-    a.web.get(&content_url("/home/m.bin")).bearer(&a.token).send().assert_status(200);
+    a.web
+        .get(&content_url("/home/m.bin"))
+        .bearer(&a.token)
+        .send()
+        .assert_status(200);
     // A refused login moves the failure counter.
-    a.web.from_source("127.0.0.9").password_step("alice", "wrong-password-123").assert_status(401);
+    a.web
+        .with_source("127.0.0.9")
+        .password_step("alice", "wrong-password-123")
+        .assert_status(401);
     let after = a.web.get("/metrics").browser(&rb).send();
     after.assert_status(200);
     let t = after.text();
     let moved = |name: &str, by: u64| {
         let (x, y) = (metric(&b, name), metric(&t, name));
-        assert!(y >= x + by, "{name} went from {x} to {y}, expected +{by}\n{t}");
+        assert!(
+            y >= x + by,
+            "{name} went from {x} to {y}, expected +{by}\n{t}"
+        );
     };
     moved("lockbox_uploaded_bytes_total", size as u64);
     moved("lockbox_uploads_committed_total", 1);
@@ -586,7 +770,10 @@ fn health_metrics_and_openapi() {
     r.assert_status(200);
     let doc = r.json();
     assert!(
-        doc["openapi"].as_str().unwrap_or_default().starts_with("3."),
+        doc["openapi"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("3."),
         "openapi version: {}",
         doc["openapi"]
     );

@@ -54,7 +54,9 @@ const RAW_ESCAPES: &[&str] = &[
 fn seg(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -100,8 +102,18 @@ fn env() -> Env {
 /// The server still answers a normal request, and is alive.
 fn still_serving(e: &mut Env, ctx: &str) {
     e.s.assert_alive(ctx);
-    let r = e.web.get("/api/v1/files?path=/home").bearer(&e.token).send();
-    assert_eq!(r.status, 200, "normal request after {ctx}:\n{}\n{}", r.describe(), e.s.log());
+    let r = e
+        .web
+        .get("/api/v1/files?path=/home")
+        .bearer(&e.token)
+        .send();
+    assert_eq!(
+        r.status,
+        200,
+        "normal request after {ctx}:\n{}\n{}",
+        r.describe(),
+        e.s.log()
+    );
     let r = e.web.get("/healthz").send();
     assert_eq!(r.status, 200, "healthz after {ctx}");
 }
@@ -113,7 +125,9 @@ fn clean(r: &Resp) -> bool {
 
 fn no_leak(r: &Resp) -> bool {
     let t = r.text();
-    !t.contains("root:x:0:0") && !t.contains("$argon2") && !t.contains("SQLITE")
+    !t.contains("root:x:0:0")
+        && !t.contains("$argon2")
+        && !t.contains("SQLITE")
         && !t.to_ascii_lowercase().contains("sqlite")
 }
 
@@ -133,7 +147,10 @@ fn sql_metacharacters_and_path_escapes_in_every_parameter() {
     let (tok, b) = (e.token.clone(), e.browser.clone());
 
     // Query `path`, decoded values (encoded by us) and raw encodings.
-    let mut query_values: Vec<(String, bool)> = SQL.iter().map(|v| (qenc(&format!("/home/{v}")), false)).collect();
+    let mut query_values: Vec<(String, bool)> = SQL
+        .iter()
+        .map(|v| (qenc(&format!("/home/{v}")), false))
+        .collect();
     query_values.extend(SQL.iter().map(|v| (qenc(v), false)));
     query_values.extend(escapes().iter().map(|v| (qenc(v), true)));
     query_values.extend(RAW_ESCAPES.iter().map(|v| (v.to_string(), true)));
@@ -150,7 +167,10 @@ fn sql_metacharacters_and_path_escapes_in_every_parameter() {
             }
             check(r.send(), *must, &mut failures);
         }
-        let mut r = web.put(&format!("/api/v1/files/content?path={qv}")).bearer(&tok).raw_body(b"x", "application/octet-stream");
+        let mut r = web
+            .put(&format!("/api/v1/files/content?path={qv}"))
+            .bearer(&tok)
+            .raw_body(b"x", "application/octet-stream");
         if long {
             r = r.arg("--http1.1");
         }
@@ -163,36 +183,73 @@ fn sql_metacharacters_and_path_escapes_in_every_parameter() {
     }
 
     // JSON and form fields, with decoded values.
-    let mut values: Vec<(String, bool)> = SQL.iter().map(|v| (format!("/home/{v}"), false)).collect();
+    let mut values: Vec<(String, bool)> =
+        SQL.iter().map(|v| (format!("/home/{v}"), false)).collect();
     values.extend(SQL.iter().map(|v| (v.to_string(), false)));
     values.extend(escapes().into_iter().map(|v| (v, true)));
     for (v, must) in &values {
         let must = *must;
-        check(web.post("/api/v1/files/mkdir").bearer(&tok).json(&json!({"path": v})).send(), must, &mut failures);
-        check(web.post("/api/v1/uploads").bearer(&tok).json(&json!({"path": v})).send(), must, &mut failures);
         check(
-            web.post("/api/v1/files/rename").bearer(&tok).json(&json!({"from": v, "to": "/home/renamed"})).send(),
+            web.post("/api/v1/files/mkdir")
+                .bearer(&tok)
+                .json(&json!({"path": v}))
+                .send(),
             must,
             &mut failures,
         );
         check(
-            web.post("/api/v1/files/rename").bearer(&tok).json(&json!({"from": "/home/exists.txt", "to": v})).send(),
-            must,
-            &mut failures,
-        );
-        check(web.post("/files/delete").browser(&b).form(&[("csrf", &b.csrf), ("path", v)]).send(), must, &mut failures);
-        check(
-            web.post("/files/mkdir").browser(&b).form(&[("csrf", &b.csrf), ("dir", v), ("name", "n")]).send(),
-            must,
-            &mut failures,
-        );
-        check(
-            web.post("/files/mkdir").browser(&b).form(&[("csrf", &b.csrf), ("dir", "/home"), ("name", v)]).send(),
+            web.post("/api/v1/uploads")
+                .bearer(&tok)
+                .json(&json!({"path": v}))
+                .send(),
             must,
             &mut failures,
         );
         check(
-            web.post("/files/rename").browser(&b).form(&[("csrf", &b.csrf), ("from", v), ("new_name", "n")]).send(),
+            web.post("/api/v1/files/rename")
+                .bearer(&tok)
+                .json(&json!({"from": v, "to": "/home/renamed"}))
+                .send(),
+            must,
+            &mut failures,
+        );
+        check(
+            web.post("/api/v1/files/rename")
+                .bearer(&tok)
+                .json(&json!({"from": "/home/exists.txt", "to": v}))
+                .send(),
+            must,
+            &mut failures,
+        );
+        check(
+            web.post("/files/delete")
+                .browser(&b)
+                .form(&[("csrf", &b.csrf), ("path", v)])
+                .send(),
+            must,
+            &mut failures,
+        );
+        check(
+            web.post("/files/mkdir")
+                .browser(&b)
+                .form(&[("csrf", &b.csrf), ("dir", v), ("name", "n")])
+                .send(),
+            must,
+            &mut failures,
+        );
+        check(
+            web.post("/files/mkdir")
+                .browser(&b)
+                .form(&[("csrf", &b.csrf), ("dir", "/home"), ("name", v)])
+                .send(),
+            must,
+            &mut failures,
+        );
+        check(
+            web.post("/files/rename")
+                .browser(&b)
+                .form(&[("csrf", &b.csrf), ("from", v), ("new_name", "n")])
+                .send(),
             must,
             &mut failures,
         );
@@ -204,7 +261,11 @@ fn sql_metacharacters_and_path_escapes_in_every_parameter() {
         check(
             web.post("/files/rename")
                 .browser(&b)
-                .form(&[("csrf", &b.csrf), ("from", "/home/exists.txt"), ("new_name", v)])
+                .form(&[
+                    ("csrf", &b.csrf),
+                    ("from", "/home/exists.txt"),
+                    ("new_name", v),
+                ])
                 .send(),
             must,
             &mut failures,
@@ -213,7 +274,16 @@ fn sql_metacharacters_and_path_escapes_in_every_parameter() {
 
     // Ids in the URL path: upload ids and token ids (encoded as one segment, and raw).
     let mut ids: Vec<String> = SQL.iter().map(|v| seg(v)).collect();
-    ids.extend(["..%2f..%2fetc%2fpasswd", "%00", "a%5cb", "%2e%2e", "x".repeat(5000).as_str()].map(String::from));
+    ids.extend(
+        [
+            "..%2f..%2fetc%2fpasswd",
+            "%00",
+            "a%5cb",
+            "%2e%2e",
+            "x".repeat(5000).as_str(),
+        ]
+        .map(String::from),
+    );
     for id in &ids {
         for (m, p) in [
             ("GET", format!("/api/v1/uploads/{id}")),
@@ -223,7 +293,11 @@ fn sql_metacharacters_and_path_escapes_in_every_parameter() {
             ("GET", format!("/api/v1/admin/users/{id}")),
             ("DELETE", format!("/api/v1/admin/tokens/{id}")),
         ] {
-            let who = if p.contains("/admin/") { &e.admin_token } else { &tok };
+            let who = if p.contains("/admin/") {
+                &e.admin_token
+            } else {
+                &tok
+            };
             let mut r = web.req(m, &p).bearer(who);
             if m == "POST" {
                 r = r.json(&json!({}));
@@ -239,11 +313,20 @@ fn sql_metacharacters_and_path_escapes_in_every_parameter() {
             &mut failures,
         );
         check(
-            web.post(&format!("/account/tokens/{id}/revoke")).browser(&b).form(&[("csrf", &b.csrf)]).send(),
+            web.post(&format!("/account/tokens/{id}/revoke"))
+                .browser(&b)
+                .form(&[("csrf", &b.csrf)])
+                .send(),
             true,
             &mut failures,
         );
-        check(web.get(&format!("/admin/users/{id}")).browser(&e.admin).send(), true, &mut failures);
+        check(
+            web.get(&format!("/admin/users/{id}"))
+                .browser(&e.admin)
+                .send(),
+            true,
+            &mut failures,
+        );
     }
     // Raw traversal in the URL path itself.
     for p in [
@@ -259,7 +342,11 @@ fn sql_metacharacters_and_path_escapes_in_every_parameter() {
     }
     // Offsets that are not numbers.
     for off in ["-1", "abc", "1e9", "' OR 1=1 --", "18446744073709551616"] {
-        let up = web.post("/api/v1/uploads").bearer(&tok).json(&json!({"path": "/home/off.bin"})).send();
+        let up = web
+            .post("/api/v1/uploads")
+            .bearer(&tok)
+            .json(&json!({"path": "/home/off.bin"}))
+            .send();
         up.assert_status(201);
         let id = up.json()["id"].as_str().unwrap().to_owned();
         check(
@@ -270,17 +357,31 @@ fn sql_metacharacters_and_path_escapes_in_every_parameter() {
             true,
             &mut failures,
         );
-        web.delete(&format!("/api/v1/uploads/{id}")).bearer(&tok).send().assert_status(204);
+        web.delete(&format!("/api/v1/uploads/{id}"))
+            .bearer(&tok)
+            .send()
+            .assert_status(204);
     }
 
     // Administrators' filters: 2xx with nothing matched, or a 4xx; never everything.
-    let audit_total = web.get("/api/v1/admin/audit?limit=500").bearer(&e.admin_token).send();
+    let audit_total = web
+        .get("/api/v1/admin/audit?limit=500")
+        .bearer(&e.admin_token)
+        .send();
     audit_total.assert_status(200);
     let mut filter_values: Vec<String> = SQL.iter().map(|s| s.to_string()).collect();
-    filter_values.extend(["../../etc/passwd".into(), "\0".into(), "%".into(), "*".into(), "x".repeat(100_000)]);
+    filter_values.extend([
+        "../../etc/passwd".into(),
+        "\0".into(),
+        "%".into(),
+        "*".into(),
+        "x".repeat(100_000),
+    ]);
     for v in &filter_values {
         for key in ["user", "org", "action", "from", "to", "before", "limit"] {
-            let mut r = web.get(&format!("/api/v1/admin/audit?{key}={}", qenc(v))).bearer(&e.admin_token);
+            let mut r = web
+                .get(&format!("/api/v1/admin/audit?{key}={}", qenc(v)))
+                .bearer(&e.admin_token);
             if v.len() > 10_000 {
                 r = r.arg("--http1.1");
             }
@@ -288,17 +389,25 @@ fn sql_metacharacters_and_path_escapes_in_every_parameter() {
             if r.status == 200 {
                 let recs = r.json()["records"].as_array().cloned().unwrap_or_default();
                 if !recs.is_empty() && ["user", "org", "action"].contains(&key) {
-                    failures.push(format!("audit filter {key}={v:?} matched {} records:\n{}", recs.len(), r.describe()));
+                    failures.push(format!(
+                        "audit filter {key}={v:?} matched {} records:\n{}",
+                        recs.len(),
+                        r.describe()
+                    ));
                 }
             }
             check(r, false, &mut failures);
         }
-        let mut r = web.get(&format!("/api/v1/admin/users?org={}", qenc(v))).bearer(&e.admin_token);
+        let mut r = web
+            .get(&format!("/api/v1/admin/users?org={}", qenc(v)))
+            .bearer(&e.admin_token);
         if v.len() > 10_000 {
             r = r.arg("--http1.1");
         }
         check(r.send(), false, &mut failures);
-        let mut r = web.get(&format!("/admin/audit?user={}", qenc(v))).browser(&e.admin);
+        let mut r = web
+            .get(&format!("/admin/audit?user={}", qenc(v)))
+            .browser(&e.admin);
         if v.len() > 10_000 {
             r = r.arg("--http1.1");
         }
@@ -308,9 +417,14 @@ fn sql_metacharacters_and_path_escapes_in_every_parameter() {
     // Login fields and bearer tokens: from another source (these count as failed logins).
     // Wrong passwords go to `carol`, so alice's account is not locked by them.
     e.s.create_user("acme", "carol", "transfer", PASSWORD);
-    let attacker = web.from_source("127.0.0.11");
+    let attacker = web.with_source("127.0.0.11");
     let mut login_values: Vec<String> = SQL.iter().map(|s| s.to_string()).collect();
-    login_values.extend(["alice' --".into(), "alice\0".into(), "../alice".into(), "x".repeat(100_000)]);
+    login_values.extend([
+        "alice' --".into(),
+        "alice\0".into(),
+        "../alice".into(),
+        "x".repeat(100_000),
+    ]);
     for v in &login_values {
         for (user, pw) in [(v.as_str(), PASSWORD), ("carol", v.as_str())] {
             let r = attacker.password_step(user, pw);
@@ -320,9 +434,23 @@ fn sql_metacharacters_and_path_escapes_in_every_parameter() {
             check(r, true, &mut failures);
         }
         let hv: String = v.chars().filter(|c| !c.is_control()).take(1000).collect();
-        check(attacker.get("/api/v1/me").header(&format!("Authorization: Bearer {hv}")).send(), true, &mut failures);
         check(
-            attacker.get("/api/v1/me").header(&format!("Authorization: Bearer lbx_{}_{}", seg(&hv), "A".repeat(43))).send(),
+            attacker
+                .get("/api/v1/me")
+                .header(&format!("Authorization: Bearer {hv}"))
+                .send(),
+            true,
+            &mut failures,
+        );
+        check(
+            attacker
+                .get("/api/v1/me")
+                .header(&format!(
+                    "Authorization: Bearer lbx_{}_{}",
+                    seg(&hv),
+                    "A".repeat(43)
+                ))
+                .send(),
             true,
             &mut failures,
         );
@@ -337,13 +465,21 @@ fn sql_metacharacters_and_path_escapes_in_every_parameter() {
         .iter()
         .map(|x| x["name"].as_str().unwrap().to_owned())
         .collect();
-    assert!(names.iter().any(|n| n == "' OR 1=1 --"), "literal SQL name missing: {names:?}");
+    assert!(
+        names.iter().any(|n| n == "' OR 1=1 --"),
+        "literal SQL name missing: {names:?}"
+    );
     let users = e.s.cli_ok(&["user", "list"]);
     assert!(users.contains("alice") && users.contains("root"), "{users}");
     e.s.cli_ok(&["audit", "verify"]);
     let _ = &e.alice;
     still_serving(&mut e, "hostile parameters");
-    assert!(failures.is_empty(), "{} of {n} hostile requests got no clean answer:\n\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {n} hostile requests got no clean answer:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
 
 #[test]
@@ -354,10 +490,26 @@ fn oversized_headers_and_bodies() {
     std::fs::write(&hdr, format!("X-Big: {}\r\n", "a".repeat(200 * 1024))).unwrap();
     let h = format!("@{}", hdr.display());
     // HTTP/1.1: 431 (or 400).
-    let r = web.get("/healthz").arg("--http1.1").arg("-H").arg(&h).max_secs(20).send();
-    assert!(r.status == 431 || r.status == 400, "200 KB header over HTTP/1.1:\n{}", r.describe());
+    let r = web
+        .get("/healthz")
+        .arg("--http1.1")
+        .arg("-H")
+        .arg(&h)
+        .max_secs(20)
+        .send();
+    assert!(
+        r.status == 431 || r.status == 400,
+        "200 KB header over HTTP/1.1:\n{}",
+        r.describe()
+    );
     // HTTP/2: the stream is refused (hyper's header-list limit) or a 431; never a hang.
-    let r = web.get("/healthz").arg("--http2").arg("-H").arg(&h).max_secs(20).send();
+    let r = web
+        .get("/healthz")
+        .arg("--http2")
+        .arg("-H")
+        .arg(&h)
+        .max_secs(20)
+        .send();
     assert!(
         r.status == 431 || r.status == 400 || (r.status == 0 && r.exit != Some(28)),
         "200 KB header over HTTP/2:\n{}",
@@ -365,53 +517,104 @@ fn oversized_headers_and_bodies() {
     );
     // Many headers.
     let many = e.s.dir.path().join("many-headers");
-    std::fs::write(&many, (0..200).map(|i| format!("X-H{i}: v\r\n")).collect::<String>()).unwrap();
-    let r = web.get("/healthz").arg("--http1.1").arg("-H").arg(&format!("@{}", many.display())).send();
-    assert!(r.status == 431 || r.status == 400, "200 headers:\n{}", r.describe());
+    std::fs::write(
+        &many,
+        (0..200)
+            .map(|i| format!("X-H{i}: v\r\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let r = web
+        .get("/healthz")
+        .arg("--http1.1")
+        .arg("-H")
+        .arg(&format!("@{}", many.display()))
+        .send();
+    assert!(
+        r.status == 431 || r.status == 400,
+        "200 headers:\n{}",
+        r.describe()
+    );
     // A huge cookie on an authenticated route.
     let r = web
         .get("/api/v1/me")
         .arg("--http1.1")
         .cookie(SESSION_COOKIE, &"A".repeat(100 * 1024))
         .send();
-    assert!([400, 401, 431].contains(&r.status), "100 KB cookie:\n{}", r.describe());
+    assert!(
+        [400, 401, 431].contains(&r.status),
+        "100 KB cookie:\n{}",
+        r.describe()
+    );
     still_serving(&mut e, "oversized headers");
 
     let ten_mb = "a".repeat(10 * MIB);
     let r = web
         .post("/login")
-        .raw_body(format!("user=alice&password={ten_mb}").as_bytes(), "application/x-www-form-urlencoded")
+        .raw_body(
+            format!("user=alice&password={ten_mb}").as_bytes(),
+            "application/x-www-form-urlencoded",
+        )
         .send();
     assert_eq!(r.status, 413, "10 MB login form:\n{}", r.describe());
     let r = web
         .post("/api/v1/files/rename")
         .bearer(&e.token)
-        .raw_body(json!({"from": ten_mb, "to": "/home/x"}).to_string().as_bytes(), "application/json")
+        .raw_body(
+            json!({"from": ten_mb, "to": "/home/x"})
+                .to_string()
+                .as_bytes(),
+            "application/json",
+        )
         .send();
     assert_eq!(r.status, 413, "10 MB JSON rename:\n{}", r.describe());
     let r = web
         .post("/api/v1/tokens")
         .browser(&e.browser)
-        .raw_body(json!({"name": ten_mb, "scopes": "read", "days": 1}).to_string().as_bytes(), "application/json")
+        .raw_body(
+            json!({"name": ten_mb, "scopes": "read", "days": 1})
+                .to_string()
+                .as_bytes(),
+            "application/json",
+        )
         .send();
     assert_eq!(r.status, 413, "10 MB JSON token request:\n{}", r.describe());
     // A form to a browser route: the CSRF check buffers at most 64 KiB.
     let r = web
         .post("/files/mkdir")
         .cookie(SESSION_COOKIE, &e.browser.cookie)
-        .raw_body(format!("csrf={}&dir=/home&name={ten_mb}", e.browser.csrf).as_bytes(), "application/x-www-form-urlencoded")
+        .raw_body(
+            format!("csrf={}&dir=/home&name={ten_mb}", e.browser.csrf).as_bytes(),
+            "application/x-www-form-urlencoded",
+        )
         .send();
-    assert_eq!(r.status, 413, "10 MB form with CSRF field:\n{}", r.describe());
+    assert_eq!(
+        r.status,
+        413,
+        "10 MB form with CSRF field:\n{}",
+        r.describe()
+    );
     // Malformed JSON and wrong content types: 4xx.
     for (body, ct) in [
         ("{", "application/json"),
         ("{\"from\": 1, \"to\": []}", "application/json"),
         ("[]", "application/json"),
-        ("from=/home/a&to=/home/b", "application/x-www-form-urlencoded"),
+        (
+            "from=/home/a&to=/home/b",
+            "application/x-www-form-urlencoded",
+        ),
         ("\u{0}\u{1}", "application/json"),
     ] {
-        let r = web.post("/api/v1/files/rename").bearer(&e.token).raw_body(body.as_bytes(), ct).send();
-        assert!((400..500).contains(&r.status), "rename body {body:?} as {ct}:\n{}", r.describe());
+        let r = web
+            .post("/api/v1/files/rename")
+            .bearer(&e.token)
+            .raw_body(body.as_bytes(), ct)
+            .send();
+        assert!(
+            (400..500).contains(&r.status),
+            "rename body {body:?} as {ct}:\n{}",
+            r.describe()
+        );
     }
     still_serving(&mut e, "oversized bodies");
 }
@@ -424,31 +627,84 @@ fn csrf_cookies_second_factor_and_cross_site() {
 
     // Forged CSRF (header and form field), and none at all: 403, nothing created.
     let forged = random_hex(32);
-    let r = web.post("/api/v1/files/mkdir").cookie(SESSION_COOKIE, &b.cookie).csrf(&forged).json(&json!({"path": "/home/f1"})).send();
+    let r = web
+        .post("/api/v1/files/mkdir")
+        .cookie(SESSION_COOKIE, &b.cookie)
+        .csrf(&forged)
+        .json(&json!({"path": "/home/f1"}))
+        .send();
     assert_eq!(r.status, 403, "forged CSRF header:\n{}", r.describe());
-    let r = web.post("/files/mkdir").cookie(SESSION_COOKIE, &b.cookie).form(&[("csrf", &forged), ("dir", "/home"), ("name", "f2")]).send();
+    let r = web
+        .post("/files/mkdir")
+        .cookie(SESSION_COOKIE, &b.cookie)
+        .form(&[("csrf", &forged), ("dir", "/home"), ("name", "f2")])
+        .send();
     assert_eq!(r.status, 403, "forged CSRF field:\n{}", r.describe());
-    let r = web.post("/files/mkdir").cookie(SESSION_COOKIE, &b.cookie).form(&[("dir", "/home"), ("name", "f3")]).send();
+    let r = web
+        .post("/files/mkdir")
+        .cookie(SESSION_COOKIE, &b.cookie)
+        .form(&[("dir", "/home"), ("name", "f3")])
+        .send();
     assert_eq!(r.status, 403, "missing CSRF:\n{}", r.describe());
-    let r = web.post("/api/v1/files/mkdir").cookie(SESSION_COOKIE, &b.cookie).json(&json!({"path": "/home/f4"})).send();
-    assert_eq!(r.status, 403, "missing CSRF header on the API:\n{}", r.describe());
+    let r = web
+        .post("/api/v1/files/mkdir")
+        .cookie(SESSION_COOKIE, &b.cookie)
+        .json(&json!({"path": "/home/f4"}))
+        .send();
+    assert_eq!(
+        r.status,
+        403,
+        "missing CSRF header on the API:\n{}",
+        r.describe()
+    );
     // Another session's CSRF token.
-    let r = web.post("/api/v1/files/mkdir").cookie(SESSION_COOKIE, &b.cookie).csrf(&e.admin.csrf).json(&json!({"path": "/home/f5"})).send();
+    let r = web
+        .post("/api/v1/files/mkdir")
+        .cookie(SESSION_COOKIE, &b.cookie)
+        .csrf(&e.admin.csrf)
+        .json(&json!({"path": "/home/f5"}))
+        .send();
     assert_eq!(r.status, 403, "another session's CSRF:\n{}", r.describe());
 
     // Replayed: the CSRF of a session that signed out, with a new session's cookie.
     let old = web.sign_in(&e.alice);
-    web.post("/logout").browser(&old).form(&[("csrf", &old.csrf)]).send().assert_status(303);
-    assert_eq!(web.get("/api/v1/me").browser(&old).send().status, 401, "signed-out session still valid");
+    web.post("/logout")
+        .browser(&old)
+        .form(&[("csrf", &old.csrf)])
+        .send()
+        .assert_status(303);
+    assert_eq!(
+        web.get("/api/v1/me").browser(&old).send().status,
+        401,
+        "signed-out session still valid"
+    );
     let fresh = web.sign_in(&e.alice);
     assert_ne!(fresh.csrf, old.csrf, "a new session reused the CSRF token");
-    let r = web.post("/api/v1/files/mkdir").cookie(SESSION_COOKIE, &fresh.cookie).csrf(&old.csrf).json(&json!({"path": "/home/f6"})).send();
+    let r = web
+        .post("/api/v1/files/mkdir")
+        .cookie(SESSION_COOKIE, &fresh.cookie)
+        .csrf(&old.csrf)
+        .json(&json!({"path": "/home/f6"}))
+        .send();
     assert_eq!(r.status, 403, "replayed CSRF:\n{}", r.describe());
-    let r = web.post("/files/mkdir").cookie(SESSION_COOKIE, &fresh.cookie).form(&[("csrf", &old.csrf), ("dir", "/home"), ("name", "f7")]).send();
+    let r = web
+        .post("/files/mkdir")
+        .cookie(SESSION_COOKIE, &fresh.cookie)
+        .form(&[("csrf", &old.csrf), ("dir", "/home"), ("name", "f7")])
+        .send();
     assert_eq!(r.status, 403, "replayed CSRF field:\n{}", r.describe());
     // The old cookie with its own CSRF: the session is gone.
-    let r = web.post("/api/v1/files/mkdir").browser(&old).json(&json!({"path": "/home/f8"})).send();
-    assert_eq!(r.status, 401, "signed-out session with its CSRF:\n{}", r.describe());
+    let r = web
+        .post("/api/v1/files/mkdir")
+        .browser(&old)
+        .json(&json!({"path": "/home/f8"}))
+        .send();
+    assert_eq!(
+        r.status,
+        401,
+        "signed-out session with its CSRF:\n{}",
+        r.describe()
+    );
 
     // Tampered session cookies: 401 on pages and the API.
     let flip = |s: &str| {
@@ -469,40 +725,100 @@ fn csrf_cookies_second_factor_and_cross_site() {
         String::new(),
     ];
     for c in &tampered {
-        for p in ["/api/v1/me", "/files?path=/home", "/account", "/api/v1/files?path=/home"] {
+        for p in [
+            "/api/v1/me",
+            "/files?path=/home",
+            "/account",
+            "/api/v1/files?path=/home",
+        ] {
             let r = web.get(p).cookie(SESSION_COOKIE, c).send();
-            assert_eq!(r.status, 401, "tampered cookie {c:?} on {p}:\n{}", r.describe());
+            assert_eq!(
+                r.status,
+                401,
+                "tampered cookie {c:?} on {p}:\n{}",
+                r.describe()
+            );
         }
     }
     // The untampered cookie still works.
-    web.get("/api/v1/me").browser(&fresh).send().assert_status(200);
+    web.get("/api/v1/me")
+        .browser(&fresh)
+        .send()
+        .assert_status(200);
 
     // Second factor skipped: the login cookie alone opens nothing.
     let step1 = web.password_step("alice", PASSWORD);
     step1.assert_status(303);
     assert_eq!(step1.header("location"), Some("/login/totp"));
     let login = step1.set_cookie(LOGIN_COOKIE).unwrap();
-    for p in ["/files?path=/home", "/api/v1/files?path=/home", "/api/v1/me", "/account", "/login/recovery"] {
+    for p in [
+        "/files?path=/home",
+        "/api/v1/files?path=/home",
+        "/api/v1/me",
+        "/account",
+        "/login/recovery",
+    ] {
         let r = web.get(p).cookie(LOGIN_COOKIE, &login).send();
-        assert_eq!(r.status, 401, "{p} with only the login cookie:\n{}", r.describe());
+        assert_eq!(
+            r.status,
+            401,
+            "{p} with only the login cookie:\n{}",
+            r.describe()
+        );
         // The pending handle presented as a session cookie.
         let r = web.get(p).cookie(SESSION_COOKIE, &login).send();
-        assert_eq!(r.status, 401, "{p} with the login handle as session cookie:\n{}", r.describe());
+        assert_eq!(
+            r.status,
+            401,
+            "{p} with the login handle as session cookie:\n{}",
+            r.describe()
+        );
     }
-    let r = web.post("/api/v1/tokens").cookie(LOGIN_COOKIE, &login).json(&json!({"name": "x", "scopes": "read", "days": 1})).send();
-    assert_eq!(r.status, 401, "token minted before the second factor:\n{}", r.describe());
+    let r = web
+        .post("/api/v1/tokens")
+        .cookie(LOGIN_COOKIE, &login)
+        .json(&json!({"name": "x", "scopes": "read", "days": 1}))
+        .send();
+    assert_eq!(
+        r.status,
+        401,
+        "token minted before the second factor:\n{}",
+        r.describe()
+    );
     // The TOTP step without the login cookie (but with a valid code and a full session): 401.
     let code = e.alice.current_code();
     let r = web.post("/login/totp").form(&[("code", &code)]).send();
-    assert_eq!(r.status, 401, "TOTP without the login cookie:\n{}", r.describe());
-    let r = web.post("/login/totp").cookie(SESSION_COOKIE, &fresh.cookie).form(&[("code", &code), ("csrf", &fresh.csrf)]).send();
-    assert_eq!(r.status, 401, "TOTP step with a session cookie instead of the login cookie:\n{}", r.describe());
+    assert_eq!(
+        r.status,
+        401,
+        "TOTP without the login cookie:\n{}",
+        r.describe()
+    );
+    let r = web
+        .post("/login/totp")
+        .cookie(SESSION_COOKIE, &fresh.cookie)
+        .form(&[("code", &code), ("csrf", &fresh.csrf)])
+        .send();
+    assert_eq!(
+        r.status,
+        401,
+        "TOTP step with a session cookie instead of the login cookie:\n{}",
+        r.describe()
+    );
     // The login step's own CSRF is required.
-    let r = web.post("/login/totp").cookie(LOGIN_COOKIE, &login).form(&[("code", &code)]).send();
+    let r = web
+        .post("/login/totp")
+        .cookie(LOGIN_COOKIE, &login)
+        .form(&[("code", &code)])
+        .send();
     assert_eq!(r.status, 403, "TOTP step without CSRF:\n{}", r.describe());
     // Enrolment cannot be restarted by someone already enrolled.
     let r = web.get("/login/enroll").cookie(LOGIN_COOKIE, &login).send();
-    assert!(r.status == 303 && r.header("location") == Some("/login/totp"), "re-enrolment:\n{}", r.describe());
+    assert!(
+        r.status == 303 && r.header("location") == Some("/login/totp"),
+        "re-enrolment:\n{}",
+        r.describe()
+    );
 
     // Cross-site POSTs: refused even with a valid session and CSRF token; also on the login form.
     for site in ["cross-site", "same-site"] {
@@ -526,17 +842,36 @@ fn csrf_cookies_second_factor_and_cross_site() {
             .form(&[("user", "alice"), ("password", PASSWORD)])
             .send();
         assert_eq!(r.status, 403, "{site} login post:\n{}", r.describe());
-        let r = web.post("/logout").browser(&fresh).header(&format!("Sec-Fetch-Site: {site}")).form(&[("csrf", &fresh.csrf)]).send();
+        let r = web
+            .post("/logout")
+            .browser(&fresh)
+            .header(&format!("Sec-Fetch-Site: {site}"))
+            .form(&[("csrf", &fresh.csrf)])
+            .send();
         assert_eq!(r.status, 403, "{site} logout:\n{}", r.describe());
     }
     // Same-origin is fine.
-    let r = web.post("/api/v1/files/mkdir").browser(&fresh).header("Sec-Fetch-Site: same-origin").json(&json!({"path": "/home/ok"})).send();
+    let r = web
+        .post("/api/v1/files/mkdir")
+        .browser(&fresh)
+        .header("Sec-Fetch-Site: same-origin")
+        .json(&json!({"path": "/home/ok"}))
+        .send();
     r.assert_status(201);
 
     // Nothing the refused requests asked for exists.
     let l = web.get("/api/v1/files?path=/home").bearer(&e.token).send();
-    let names: Vec<String> = l.json()["entries"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(names, ["ok", "exists.txt"], "refused requests changed files");
+    let names: Vec<String> = l.json()["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["ok", "exists.txt"],
+        "refused requests changed files"
+    );
     still_serving(&mut e, "csrf and cookies");
 }
 
@@ -564,51 +899,114 @@ fn markup_in_file_names_is_escaped_and_downloads_are_attachments() {
     let web = e.web.clone();
     // `<script>alert(1)</script>.txt` has a `/`: its first part becomes a directory.
     let dir = "<script>alert(1)<";
-    web.post("/api/v1/files/mkdir").bearer(&e.token).json(&json!({"path": format!("/home/{dir}")})).send().assert_status(201);
+    web.post("/api/v1/files/mkdir")
+        .bearer(&e.token)
+        .json(&json!({"path": format!("/home/{dir}")}))
+        .send()
+        .assert_status(201);
     let script_path = "/home/<script>alert(1)</script>.txt";
     let img = "\"><img src=x onerror=alert(1)>.csv";
     let img_path = format!("/home/{img}");
-    for p in [script_path, img_path.as_str(), "/home/<svg onload=alert(1)>", "/home/'-alert(1)-'.txt", "/home/{{7*7}}.txt"] {
+    for p in [
+        script_path,
+        img_path.as_str(),
+        "/home/<svg onload=alert(1)>",
+        "/home/'-alert(1)-'.txt",
+        "/home/{{7*7}}.txt",
+    ] {
         web.put(&format!("/api/v1/files/content?path={}", qenc(p)))
             .bearer(&e.token)
-            .raw_body(b"<script>alert('content')</script>", "application/octet-stream")
+            .raw_body(
+                b"<script>alert('content')</script>",
+                "application/octet-stream",
+            )
             .send()
             .assert_status(201);
     }
     let page = web.get("/files?path=/home").browser(&e.browser).send();
     page.assert_status(200);
     let html = page.text();
-    for raw in ["<script>alert(1)", "<img src=x", "onerror=alert(1)>", "<svg onload", "\"><img"] {
-        assert!(!html.contains(raw), "raw markup {raw:?} in the files page:\n{html}");
+    for raw in [
+        "<script>alert(1)",
+        "<img src=x",
+        "onerror=alert(1)>",
+        "<svg onload",
+        "\"><img",
+    ] {
+        assert!(
+            !html.contains(raw),
+            "raw markup {raw:?} in the files page:\n{html}"
+        );
     }
-    assert!(has_escaped(&html, dir), "escaped directory name missing:\n{html}");
-    assert!(has_escaped(&html, img), "escaped file name missing:\n{html}");
-    assert!(!html.contains("49.txt"), "a template expression was evaluated");
+    assert!(
+        has_escaped(&html, dir),
+        "escaped directory name missing:\n{html}"
+    );
+    assert!(
+        has_escaped(&html, img),
+        "escaped file name missing:\n{html}"
+    );
+    assert!(
+        !html.contains("49.txt"),
+        "a template expression was evaluated"
+    );
     let csp = page.header("content-security-policy").unwrap_or_default();
-    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "CSP: {csp}");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "CSP: {csp}"
+    );
     // The directory's own page (breadcrumbs carry the name).
-    let page = web.get(&format!("/files?path={}", qenc(&format!("/home/{dir}")))).browser(&e.browser).send();
+    let page = web
+        .get(&format!("/files?path={}", qenc(&format!("/home/{dir}"))))
+        .browser(&e.browser)
+        .send();
     page.assert_status(200);
     let html = page.text();
-    assert!(!html.contains("<script>alert(1)"), "raw markup in the directory page:\n{html}");
-    assert!(has_escaped(&html, "script>.txt"), "file in the directory missing:\n{html}");
+    assert!(
+        !html.contains("<script>alert(1)"),
+        "raw markup in the directory page:\n{html}"
+    );
+    assert!(
+        has_escaped(&html, "script>.txt"),
+        "file in the directory missing:\n{html}"
+    );
 
     // Downloads: attachment, octet-stream, sandboxed, and the quote cannot break the header.
     for p in [script_path, img_path.as_str()] {
-        let r = web.get(&format!("/api/v1/files/content?path={}", qenc(p))).browser(&e.browser).send();
+        let r = web
+            .get(&format!("/api/v1/files/content?path={}", qenc(p)))
+            .browser(&e.browser)
+            .send();
         r.assert_status(200);
         let cd = r.header("content-disposition").unwrap_or_default();
-        assert!(cd.starts_with("attachment; filename=\""), "{p}: Content-Disposition {cd:?}");
+        assert!(
+            cd.starts_with("attachment; filename=\""),
+            "{p}: Content-Disposition {cd:?}"
+        );
         let ascii = between(cd, "filename=\"", "\"").unwrap_or_default();
-        assert!(!ascii.contains('<') && !ascii.contains('>'), "{p}: filename {ascii:?}");
+        assert!(
+            !ascii.contains('<') && !ascii.contains('>'),
+            "{p}: filename {ascii:?}"
+        );
         assert_eq!(cd.matches('"').count(), 2, "{p}: quotes in {cd:?}");
         assert_eq!(r.header("content-type"), Some("application/octet-stream"));
         assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
-        assert!(r.header("content-security-policy").unwrap_or_default().contains("sandbox"));
+        assert!(r
+            .header("content-security-policy")
+            .unwrap_or_default()
+            .contains("sandbox"));
     }
     // The JSON listing gives the names literally (JSON is not HTML).
     let l = web.get("/api/v1/files?path=/home").bearer(&e.token).send();
-    assert!(l.json()["entries"].as_array().unwrap().iter().any(|x| x["name"] == img), "{}", l.text());
+    assert!(
+        l.json()["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["name"] == img),
+        "{}",
+        l.text()
+    );
     assert_eq!(l.header("content-type"), Some("application/json"));
     still_serving(&mut e, "markup names");
 }
@@ -619,7 +1017,7 @@ fn parallel_bad_logins_lock_the_account_until_unlocked() {
     s.setup_acme_alice();
     s.create_user("acme", "victim", "transfer", PASSWORD);
     let web = Web::new(&s);
-    let attacker = web.from_source("127.0.0.20");
+    let attacker = web.with_source("127.0.0.20");
     let statuses = std::sync::Mutex::new(Vec::new());
     // 200 bad logins, 16 curl processes at a time.
     std::thread::scope(|sc| {
@@ -630,7 +1028,11 @@ fn parallel_bad_logins_lock_the_account_until_unlocked() {
                 let mut i = t;
                 while i < 200 {
                     let r = attacker.password_step("victim", &format!("wrong-password-{i:04}"));
-                    statuses.lock().unwrap().push((r.status, r.set_cookie(LOGIN_COOKIE).is_some(), r.exit));
+                    statuses.lock().unwrap().push((
+                        r.status,
+                        r.set_cookie(LOGIN_COOKIE).is_some(),
+                        r.exit,
+                    ));
                     i += 16;
                 }
             });
@@ -638,16 +1040,29 @@ fn parallel_bad_logins_lock_the_account_until_unlocked() {
     });
     let statuses = statuses.into_inner().unwrap();
     assert_eq!(statuses.len(), 200);
-    let bad: Vec<_> = statuses.iter().filter(|(st, cookie, _)| *st != 401 || *cookie).collect();
-    assert!(bad.is_empty(), "bad logins not all 401: {bad:?}\n{}", s.log());
+    let bad: Vec<_> = statuses
+        .iter()
+        .filter(|(st, cookie, _)| *st != 401 || *cookie)
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "bad logins not all 401: {bad:?}\n{}",
+        s.log()
+    );
 
     // The account is locked: the right password from a clean address is refused too.
-    let other = web.from_source("127.0.0.21");
+    let other = web.with_source("127.0.0.21");
     let r = other.password_step("victim", PASSWORD);
-    assert_eq!(r.status, 401, "locked account accepted the right password:\n{}", r.describe());
+    assert_eq!(
+        r.status,
+        401,
+        "locked account accepted the right password:\n{}",
+        r.describe()
+    );
     let recs = audit_records(&s);
     assert!(
-        recs.iter().any(|r| r["action"] == "account_locked" && r["target"] == "user:victim"),
+        recs.iter()
+            .any(|r| r["action"] == "account_locked" && r["target"] == "user:victim"),
         "no account_locked record"
     );
     // Other accounts are not affected (from a clean address).
@@ -656,20 +1071,34 @@ fn parallel_bad_logins_lock_the_account_until_unlocked() {
     // Attempts on an account that is already locked are refused before they count against the
     // source (see the report); a spray over several accounts does throttle the source, after which
     // even a correct password of another account is refused from there.
-    let sprayer = web.from_source("127.0.0.22");
+    let sprayer = web.with_source("127.0.0.22");
     for u in ["s1", "s2", "s3", "s4", "s5"] {
         s.create_user("acme", u, "transfer", PASSWORD);
         for i in 0..5 {
-            sprayer.password_step(u, &format!("spray-{i}-wrong-password")).assert_status(401);
+            sprayer
+                .password_step(u, &format!("spray-{i}-wrong-password"))
+                .assert_status(401);
         }
     }
     let r = sprayer.password_step("alice", PASSWORD);
-    assert_eq!(r.status, 401, "throttled source accepted:\n{}", r.describe());
-    assert!(audit_records(&s).iter().any(|r| r["action"] == "source_throttled" && r["source"] == "127.0.0.22"));
+    assert_eq!(
+        r.status,
+        401,
+        "throttled source accepted:\n{}",
+        r.describe()
+    );
+    assert!(audit_records(&s)
+        .iter()
+        .any(|r| r["action"] == "source_throttled" && r["source"] == "127.0.0.22"));
 
     s.cli_ok(&["user", "unlock", "victim"]);
     let r = other.password_step("victim", PASSWORD);
-    assert_eq!(r.status, 303, "unlock did not restore the login:\n{}", r.describe());
+    assert_eq!(
+        r.status,
+        303,
+        "unlock did not restore the login:\n{}",
+        r.describe()
+    );
     assert_eq!(r.header("location"), Some("/login/enroll"));
     let victim = Person::new("victim", PASSWORD);
     other.sign_in(&victim);

@@ -123,7 +123,12 @@ fn route_table_equals_the_matrix() {
     let extra: Vec<_> = mine.difference(&live).collect();
     let listing: String = lockbox_web::route_table()
         .iter()
-        .map(|r| format!("    (\"{}\", \"{}\", \"{:?}\"),\n", r.method, r.path, r.access))
+        .map(|r| {
+            format!(
+                "    (\"{}\", \"{}\", \"{:?}\"),\n",
+                r.method, r.path, r.access
+            )
+        })
         .collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
@@ -244,7 +249,11 @@ fn calls(w: &World, method: &str, template: &str) -> Vec<Call> {
     };
     // Organization A's data as a partner of B might name it: A's shared folder (not mounted for B),
     // `/home` (B's own home: A's file is not there), and A's home folder by its internal name.
-    let a_files = ["/shared-a/x.txt", "/home/secret-a.txt", "/home.alice/secret-a.txt"];
+    let a_files = [
+        "/shared-a/x.txt",
+        "/home/secret-a.txt",
+        "/home.alice/secret-a.txt",
+    ];
     let a_dirs = ["/shared-a", "/home.alice"];
     match (method, template) {
         ("GET", "/assets/{name}") => vec![c("/assets/app.css".into(), B::None)],
@@ -274,15 +283,27 @@ fn calls(w: &World, method: &str, template: &str) -> Vec<Call> {
             .collect(),
         ("POST", "/api/v1/files/rename") => a_files
             .iter()
-            .map(|f| c(template.into(), B::Json(json!({"from": f, "to": "/home/stolen.txt"}))))
+            .map(|f| {
+                c(
+                    template.into(),
+                    B::Json(json!({"from": f, "to": "/home/stolen.txt"})),
+                )
+            })
             .chain([c(
                 template.into(),
-                B::Json(json!({"from": "/home/nothing.txt", "to": "/shared-a/x.txt", "replace": true})),
+                B::Json(
+                    json!({"from": "/home/nothing.txt", "to": "/shared-a/x.txt", "replace": true}),
+                ),
             )])
             .collect(),
         ("POST", "/api/v1/files/mkdir") => a_dirs
             .iter()
-            .map(|d| c(template.into(), B::Json(json!({"path": format!("{d}/planted")}))))
+            .map(|d| {
+                c(
+                    template.into(),
+                    B::Json(json!({"path": format!("{d}/planted")})),
+                )
+            })
             .collect(),
         ("POST", "/files/delete") => a_files
             .iter()
@@ -294,11 +315,21 @@ fn calls(w: &World, method: &str, template: &str) -> Vec<Call> {
             .collect(),
         ("POST", "/files/rename") => a_files
             .iter()
-            .map(|f| c(template.into(), form(&[("from", f), ("new_name", "stolen.txt")])))
+            .map(|f| {
+                c(
+                    template.into(),
+                    form(&[("from", f), ("new_name", "stolen.txt")]),
+                )
+            })
             .collect(),
         ("POST", "/api/v1/uploads") => a_dirs
             .iter()
-            .map(|d| c(template.into(), B::Json(json!({"path": format!("{d}/planted.bin"), "resume": true}))))
+            .map(|d| {
+                c(
+                    template.into(),
+                    B::Json(json!({"path": format!("{d}/planted.bin"), "resume": true})),
+                )
+            })
             .collect(),
         (_, t) if t.starts_with("/api/v1/uploads/{id}") => {
             let path = t.replace("{id}", &w.alice_upload);
@@ -327,7 +358,9 @@ fn calls(w: &World, method: &str, template: &str) -> Vec<Call> {
         )],
         ("POST", "/api/v1/admin/grants") => vec![c(
             template.into(),
-            B::Json(json!({"org": "alpha", "folder": "shared-a", "user": "bob", "permissions": "all"})),
+            B::Json(
+                json!({"org": "alpha", "folder": "shared-a", "user": "bob", "permissions": "all"}),
+            ),
         )],
         ("POST", "/account/tokens") => vec![c(
             template.into(),
@@ -385,7 +418,10 @@ fn send(w: &World, who: Who, call: &Call) -> Resp {
         B::Json(v) => r.json(v),
         B::Bytes(b) => r.raw_body(b, "application/octet-stream"),
         B::Form(fields) => {
-            let mut f: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let mut f: Vec<(&str, &str)> = fields
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
             if let Some(c) = &csrf {
                 f.push(("csrf", c));
             }
@@ -427,9 +463,17 @@ fn authorization_matrix_against_a_live_server() {
                     continue;
                 }
                 let is_bob = matches!(who, Who::BobToken | Who::BobBrowser);
-                let is_admin = matches!(who, Who::AdminBrowser | Who::AdminToken | Who::AdminPlainToken);
-                if (is_bob || who == Who::Nobody || is_admin) && contains_bytes(&r.body, w.marker.as_bytes()) {
-                    fail(format!("{ctx}: organization A's file content returned:\n{}", r.describe()));
+                let is_admin = matches!(
+                    who,
+                    Who::AdminBrowser | Who::AdminToken | Who::AdminPlainToken
+                );
+                if (is_bob || who == Who::Nobody || is_admin)
+                    && contains_bytes(&r.body, w.marker.as_bytes())
+                {
+                    fail(format!(
+                        "{ctx}: organization A's file content returned:\n{}",
+                        r.describe()
+                    ));
                 }
                 let st = r.status;
                 let ok = match (*access, who) {
@@ -446,7 +490,8 @@ fn authorization_matrix_against_a_live_server() {
                         if template.contains("{id}") {
                             // Another user's token: as if it did not exist, or refused.
                             st == 403 || st == 404
-                        } else if *template == "/api/v1/tokens" && *method == "POST"
+                        } else if *template == "/api/v1/tokens"
+                            && *method == "POST"
                             && matches!(who, Who::BobToken | Who::AdminToken | Who::AdminPlainToken)
                         {
                             // A token cannot mint tokens.
@@ -461,7 +506,9 @@ fn authorization_matrix_against_a_live_server() {
                     fail(format!("{ctx}: wrong status {st}:\n{}", r.describe()));
                 }
                 if (200..300).contains(&st) && is_bob && *access == "Transfer" {
-                    fail(format!("{ctx}: a partner of another organization got a 2xx"));
+                    fail(format!(
+                        "{ctx}: a partner of another organization got a 2xx"
+                    ));
                 }
             }
         }
@@ -471,7 +518,10 @@ fn authorization_matrix_against_a_live_server() {
     for (m, p) in [("GET", "/login/totp"), ("GET", "/login/enroll")] {
         let r = w.web.req(m, p).browser(&w.bob).send();
         if r.status != 401 {
-            failures.push(format!("{m} {p} with a full session but no login cookie: {}", r.describe()));
+            failures.push(format!(
+                "{m} {p} with a full session but no login cookie: {}",
+                r.describe()
+            ));
         }
     }
 
@@ -483,7 +533,10 @@ fn authorization_matrix_against_a_live_server() {
             .bearer(&w.alice_token)
             .send();
         if r.status != 200 || r.body != w.marker.as_bytes() {
-            failures.push(format!("alice's {p} changed or unreadable:\n{}", r.describe()));
+            failures.push(format!(
+                "alice's {p} changed or unreadable:\n{}",
+                r.describe()
+            ));
         }
     }
     let listing = w
@@ -506,10 +559,17 @@ fn authorization_matrix_against_a_live_server() {
         .bearer(&w.alice_token)
         .send();
     if st.status != 200 || st.json()["offset"] != json!(w.marker.len()) {
-        failures.push(format!("alice's open upload was touched:\n{}", st.describe()));
+        failures.push(format!(
+            "alice's open upload was touched:\n{}",
+            st.describe()
+        ));
     }
     // Bob's own view has nothing of A's.
-    let bl = w.web.get("/api/v1/files?path=/").bearer(&w.bob_token).send();
+    let bl = w
+        .web
+        .get("/api/v1/files?path=/")
+        .bearer(&w.bob_token)
+        .send();
     bl.assert_status(200);
     let mounts: Vec<String> = bl.json()["entries"]
         .as_array()
@@ -522,7 +582,10 @@ fn authorization_matrix_against_a_live_server() {
     }
     let bt = w.web.get("/api/v1/tokens").bearer(&w.bob_token).send();
     if bt.text().contains(&w.alice_token_id) {
-        failures.push(format!("bob's token list shows alice's token:\n{}", bt.describe()));
+        failures.push(format!(
+            "bob's token list shows alice's token:\n{}",
+            bt.describe()
+        ));
     }
     // Positive controls: the same request shapes work for their owner, so the refusals above are
     // authorization and not malformed requests.
@@ -540,13 +603,21 @@ fn authorization_matrix_against_a_live_server() {
     }
 
     // POST /logout (last: it ends bob's session): signs out, after which the cookie is refused.
-    let r = w.web.post("/logout").browser(&w.bob).form(&[("csrf", &w.bob.csrf)]).send();
+    let r = w
+        .web
+        .post("/logout")
+        .browser(&w.bob)
+        .form(&[("csrf", &w.bob.csrf)])
+        .send();
     if r.status != 303 {
         failures.push(format!("logout:\n{}", r.describe()));
     }
     let r = w.web.get("/account").browser(&w.bob).send();
     if r.status != 401 {
-        failures.push(format!("session still valid after logout:\n{}", r.describe()));
+        failures.push(format!(
+            "session still valid after logout:\n{}",
+            r.describe()
+        ));
     }
 
     w.s.cli_ok(&["audit", "verify"]);

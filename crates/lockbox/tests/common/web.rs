@@ -2,7 +2,7 @@
 //! server's own self-signed certificate (`--cacert DATA_DIR/https/cert.pem`), plus the browser
 //! sign-in flow (password, TOTP enrolment or code) and API token creation.
 //!
-//! Requests can be sent from another loopback address (`Web::from_source("127.0.0.7")`), so a test
+//! Requests can be sent from another loopback address (`Web::with_source("127.0.0.7")`), so a test
 //! that provokes the per-source login throttle does not lock the rest of the test out.
 
 use std::path::{Path, PathBuf};
@@ -51,8 +51,13 @@ impl Resp {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("{}: body is not JSON ({e}):\n{}", self.what, self.describe()))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "{}: body is not JSON ({e}):\n{}",
+                self.what,
+                self.describe()
+            )
+        })
     }
     /// A short description for assertion messages (body cut at 2 KB).
     pub fn describe(&self) -> String {
@@ -93,7 +98,10 @@ fn parse_header_dump(dump: &str) -> Vec<(String, String)> {
 
 /// Runs `curl -sS --path-as-is -D H -o B -w %{http_code} ARGS...` (with `--max-time` from `max_secs`).
 pub fn curl_raw(args: &[String], max_secs: u64) -> Resp {
-    let d = tempfile::Builder::new().prefix("lockbox-curl-").tempdir().unwrap();
+    let d = tempfile::Builder::new()
+        .prefix("lockbox-curl-")
+        .tempdir()
+        .unwrap();
     let hdr = d.path().join("headers");
     let body = d.path().join("body");
     let mut cmd = Command::new(CURL_BIN);
@@ -113,12 +121,23 @@ pub fn curl_raw(args: &[String], max_secs: u64) -> Resp {
     let what = format!(
         "curl {}",
         args.iter()
-            .map(|a| if a.len() > 200 { format!("{}…({} bytes)", a.chars().take(100).collect::<String>(), a.len()) } else { a.clone() })
+            .map(|a| if a.len() > 200 {
+                format!(
+                    "{}…({} bytes)",
+                    a.chars().take(100).collect::<String>(),
+                    a.len()
+                )
+            } else {
+                a.clone()
+            })
             .collect::<Vec<_>>()
             .join(" ")
     );
     let out = run_with_timeout(&mut cmd, None, Duration::from_secs(max_secs + 30));
-    let status = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
+    let status = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
     Resp {
         status,
         headers: parse_header_dump(&std::fs::read_to_string(&hdr).unwrap_or_default()),
@@ -131,7 +150,10 @@ pub fn curl_raw(args: &[String], max_secs: u64) -> Resp {
 
 /// `curl(args) -> (status, headers, body)` for tests that want the raw triple.
 pub fn curl(args: &[&str]) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let r = curl_raw(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>(), REQUEST_SECS);
+    let r = curl_raw(
+        &args.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        REQUEST_SECS,
+    );
     (r.status, r.headers, r.body)
 }
 
@@ -161,7 +183,7 @@ impl Web {
     }
 
     /// The same door from another loopback source address (its own login throttle).
-    pub fn from_source(&self, ip: &str) -> Web {
+    pub fn with_source(&self, ip: &str) -> Web {
         let mut w = self.clone();
         w.source = Some(ip.to_owned());
         w
@@ -221,13 +243,22 @@ impl Web {
     /// The full browser sign-in (enrolling TOTP the first time); panics unless it succeeds.
     pub fn sign_in(&self, person: &Person) -> Browser {
         let r = self.password_step(&person.user, &person.password);
-        assert_eq!(r.status, 303, "password step for {} refused:\n{}", person.user, r.describe());
+        assert_eq!(
+            r.status,
+            303,
+            "password step for {} refused:\n{}",
+            person.user,
+            r.describe()
+        );
         let login = r
             .set_cookie(LOGIN_COOKIE)
             .unwrap_or_else(|| panic!("no login cookie:\n{}", r.describe()));
         let next = r.header("location").unwrap_or_default().to_owned();
         let resp = if next == "/login/enroll" {
-            let page = self.get("/login/enroll").cookie(LOGIN_COOKIE, &login).send();
+            let page = self
+                .get("/login/enroll")
+                .cookie(LOGIN_COOKIE, &login)
+                .send();
             assert_eq!(page.status, 200, "enrol page:\n{}", page.describe());
             let html = page.text();
             let secret: String = between(&html, "id=\"totp-secret\" class=\"secret\">", "<")
@@ -244,7 +275,12 @@ impl Web {
                 .form(&[("csrf", &csrf), ("code", &code)])
                 .send()
         } else {
-            assert_eq!(next, "/login/totp", "unexpected next step:\n{}", r.describe());
+            assert_eq!(
+                next,
+                "/login/totp",
+                "unexpected next step:\n{}",
+                r.describe()
+            );
             let page = self.get("/login/totp").cookie(LOGIN_COOKIE, &login).send();
             assert_eq!(page.status, 200, "totp page:\n{}", page.describe());
             let csrf = hidden_csrf(&page.text()).expect("csrf on the totp page");
@@ -254,7 +290,13 @@ impl Web {
                 .form(&[("csrf", &csrf), ("code", &code)])
                 .send()
         };
-        assert_eq!(resp.status, 303, "second factor for {} refused:\n{}", person.user, resp.describe());
+        assert_eq!(
+            resp.status,
+            303,
+            "second factor for {} refused:\n{}",
+            person.user,
+            resp.describe()
+        );
         let cookie = resp
             .set_cookie(SESSION_COOKIE)
             .filter(|c| !c.is_empty())
@@ -270,7 +312,13 @@ impl Web {
     }
 
     /// POST /api/v1/tokens from a browser session; returns (id, secret).
-    pub fn create_token(&self, b: &Browser, name: &str, scopes: &str, days: u32) -> (String, String) {
+    pub fn create_token(
+        &self,
+        b: &Browser,
+        name: &str,
+        scopes: &str,
+        days: u32,
+    ) -> (String, String) {
         let r = self
             .post("/api/v1/tokens")
             .browser(b)
@@ -287,7 +335,8 @@ impl Web {
     /// Signs in and creates a token in one go.
     pub fn token_for(&self, person: &Person, scopes: &str) -> String {
         let b = self.sign_in(person);
-        self.create_token(&b, &format!("test {scopes}"), scopes, 1).1
+        self.create_token(&b, &format!("test {scopes}"), scopes, 1)
+            .1
     }
 }
 
@@ -435,7 +484,10 @@ impl Req<'_> {
     /// An urlencoded form (curl encodes each field).
     pub fn form(mut self, fields: &[(&str, &str)]) -> Self {
         self.body = Some(Body::Form(
-            fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         ));
         self
     }
@@ -490,7 +542,9 @@ pub fn form_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -503,7 +557,9 @@ pub fn qenc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -517,6 +573,8 @@ pub fn audit_records(s: &TestServer) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&o.stdout)
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("audit line not JSON ({e}): {l}")))
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("audit line not JSON ({e}): {l}"))
+        })
         .collect()
 }
