@@ -435,6 +435,11 @@ impl Vault {
         };
         let now = now_unix();
         if user.locked_until.is_some_and(|t| t > now) {
+            // Guesses against a locked account still count for their source, so a spray that keeps
+            // hammering locked accounts gets its address throttled.
+            if !credential_ok {
+                self.note_source_failure(attempt.door, attempt.source);
+            }
             return refuse(Refusal::AccountLocked, Some(&user));
         }
         if !credential_ok {
