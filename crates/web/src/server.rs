@@ -1,5 +1,6 @@
 //! The listener: accepts TCP, caps connections, runs the TLS handshake under a deadline, and serves
-//! HTTP/1.1 and HTTP/2 with bounded headers. The peer's address comes from the socket only (never
+//! HTTP/1.1 with bounded headers (ALPN offers only http/1.1; the HTTP/2 limits below bind clients that
+//! speak it by prior knowledge). The peer's address comes from the socket only (never
 //! from `Host`, `X-Forwarded-For` or any other header).
 
 use std::net::SocketAddr;
