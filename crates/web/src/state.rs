@@ -344,3 +344,98 @@ impl AppState {
         self.uploads.reap();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use lockbox_types::{Door, Role};
+    use lockbox_vault::{AdminActor, Credential, LoginAttempt, Verdict};
+
+    fn vault_with_user(dir: &std::path::Path) -> (Vault, Principal) {
+        let (vault, _) = Vault::open(lockbox_vault::VaultConfig {
+            data_dir: dir.join("data"),
+            key_file: dir.join("master.key"),
+            auth: lockbox_vault::AuthPolicy::default(),
+        })
+        .unwrap();
+        let actor = AdminActor::cli();
+        vault.create_org(&actor, "acme").unwrap();
+        vault
+            .create_user(&actor, "acme", "alice", Role::Transfer, Some("correct-horse-battery-staple"))
+            .unwrap();
+        // A single-factor verdict (SFTP door) is enough to exercise the session table.
+        let Verdict::Accepted(p) = vault.authenticate(&LoginAttempt {
+            user: "alice",
+            credential: Credential::Password("correct-horse-battery-staple"),
+            door: Door::Sftp,
+            source: "127.0.0.1".parse().unwrap(),
+        }) else {
+            panic!("login refused")
+        };
+        (vault, p)
+    }
+
+    fn state(vault: Vault, idle_ms: u64, absolute_ms: u64) -> AppState {
+        AppState::new(
+            vault,
+            WebConfig {
+                idle_timeout: Duration::from_millis(idle_ms),
+                absolute_timeout: Duration::from_millis(absolute_ms),
+                ..WebConfig::default()
+            },
+            None,
+        )
+    }
+
+    #[test]
+    fn idle_and_absolute_timeouts_end_the_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let (vault, principal) = vault_with_user(dir.path());
+
+        // Idle: a session used within the idle time lives on; one left alone ends.
+        // Generous margins: the sleeps only need to be well under / over the timeouts on a busy host.
+        let st = state(vault.clone(), 1_000, 60_000);
+        let (handle, _) = st.create_session(principal.clone(), vault.open_session(principal.clone()).unwrap(), None);
+        std::thread::sleep(Duration::from_millis(600));
+        assert!(st.session(&handle).is_some(), "touched within the idle time");
+        std::thread::sleep(Duration::from_millis(600));
+        assert!(st.session(&handle).is_some(), "the previous touch restarted the idle clock");
+        std::thread::sleep(Duration::from_millis(1_500));
+        assert!(st.session(&handle).is_none(), "idle session must end");
+        assert!(st.browser_sessions().is_empty());
+
+        // Absolute: touching does not extend it.
+        let st = state(vault.clone(), 60_000, 1_500);
+        let (handle, _) = st.create_session(principal.clone(), vault.open_session(principal.clone()).unwrap(), None);
+        assert!(st.session(&handle).is_some());
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(st.session(&handle).is_some());
+        std::thread::sleep(Duration::from_millis(1_600));
+        assert!(st.session(&handle).is_none(), "absolute timeout must end the session");
+
+        // Both ends were recorded as the vault session's end.
+        let mut out = Vec::new();
+        vault.audit_export_jsonl(&mut out).unwrap();
+        let log = String::from_utf8(out).unwrap();
+        assert!(log.contains("idle timeout"), "{log}");
+        assert!(log.contains("absolute timeout"), "{log}");
+    }
+
+    #[test]
+    fn cookies_that_are_not_ours_find_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (vault, principal) = vault_with_user(dir.path());
+        let st = state(vault.clone(), 60_000, 60_000);
+        let (handle, _) = st.create_session(principal.clone(), vault.open_session(principal).unwrap(), None);
+        assert!(st.session(&handle).is_some());
+        let mut flipped = handle.clone().into_bytes();
+        flipped[10] = if flipped[10] == b'A' { b'B' } else { b'A' };
+        let flipped = String::from_utf8(flipped).unwrap();
+        for bad in [flipped.as_str(), "", "x", &handle[..42], &format!("{handle}A"), &"A".repeat(43)] {
+            assert!(st.session(bad).is_none(), "{bad:?}");
+        }
+        st.logout(&handle);
+        assert!(st.session(&handle).is_none(), "logged-out cookie must not work again");
+    }
+}
