@@ -804,3 +804,44 @@ fn health_metrics_and_openapi() {
         "no bearer security scheme"
     );
 }
+
+/// Recovery codes: shown once after enrolment, each signs in once in place of an app code.
+#[test]
+fn a_recovery_code_signs_in_once() {
+    let a = alice();
+    let page = a.web.get("/login/recovery").browser(&a.browser).send();
+    page.assert_status(200);
+    let html = page.text();
+    let codes: Vec<String> = html
+        .split("<li><code>")
+        .skip(1)
+        .filter_map(|r| r.split("</code>").next())
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(codes.len(), 10, "{html}");
+    // Shown once: the page now just sends the browser on.
+    let again = a.web.get("/login/recovery").browser(&a.browser).send();
+    assert_eq!(again.status, 303, "{}", again.describe());
+
+    let sign_in_with = |code: &str| {
+        let r = a.web.password_step("alice", PASSWORD);
+        assert_eq!(r.status, 303, "{}", r.describe());
+        assert_eq!(r.header("location"), Some("/login/totp"));
+        let login = r.set_cookie(LOGIN_COOKIE).unwrap();
+        let page = a.web.get("/login/totp").cookie(LOGIN_COOKIE, &login).send();
+        let csrf = hidden_csrf(&page.text()).unwrap();
+        a.web
+            .post("/login/totp")
+            .cookie(LOGIN_COOKIE, &login)
+            .form(&[("csrf", &csrf), ("code", code)])
+            .send()
+    };
+    let ok = sign_in_with(&codes[3]);
+    assert_eq!(ok.status, 303, "recovery code refused:\n{}", ok.describe());
+    assert!(ok.set_cookie(SESSION_COOKIE).is_some_and(|c| !c.is_empty()));
+    let reused = sign_in_with(&codes[3]);
+    assert_eq!(reused.status, 401, "a used recovery code must be refused:\n{}", reused.describe());
+    let audit = a.s.cli_ok(&["audit", "export", "--format", "jsonl"]);
+    assert!(audit.contains("password+recovery_code"), "the recovery sign-in is audited as such");
+    let _ = &a.person;
+}
