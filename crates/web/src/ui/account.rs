@@ -8,10 +8,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Form;
-use lockbox_vault::tokens::{TokenInfo, TokenScopes};
+use lockbox_vault::tokens::TokenScopes;
 use serde::Deserialize;
 
-use super::{render, see_other, when, Nav};
+use super::{render, see_other, Nav, TokenRow};
 use crate::access::Identity;
 use crate::api::blocking;
 use crate::routes::{self, Access, Route};
@@ -24,37 +24,6 @@ pub fn routes() -> Vec<Route> {
         routes::post("/account/tokens/{id}/revoke", Access::Any, revoke_token),
         routes::post("/account/recovery-codes", Access::Any, new_recovery_codes),
     ]
-}
-
-struct TokenRow {
-    id: String,
-    name: String,
-    scopes: String,
-    created: String,
-    expires: String,
-    last_used: String,
-    state: &'static str,
-}
-
-impl From<TokenInfo> for TokenRow {
-    fn from(t: TokenInfo) -> Self {
-        let now = crate::state::unix_now();
-        TokenRow {
-            state: if t.revoked {
-                "revoked"
-            } else if t.expires <= now {
-                "expired"
-            } else {
-                "active"
-            },
-            id: t.id,
-            name: t.name,
-            scopes: t.scopes.as_string(),
-            created: when(t.created),
-            expires: when(t.expires),
-            last_used: t.last_used.map(when).unwrap_or_else(|| "never".into()),
-        }
-    }
 }
 
 #[derive(Template)]

@@ -12,10 +12,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Form;
 use lockbox_types::{Permission, PermissionSet, Role};
-use lockbox_vault::{AuditQuery, AuditRecordView, MetricsSnapshot, TokenInfo};
+use lockbox_vault::{AuditQuery, AuditRecordView, MetricsSnapshot};
 use serde::Deserialize;
 
-use super::{error_page, human_size, q, render, see_other, when, Nav};
+use super::{error_page, human_size, q, render, see_other, when, Nav, TokenRow};
 use crate::access::Identity;
 use crate::api::admin::{
     apply_user_action, browser_sessions, grant_subject, load_folders, load_grants, load_user,
@@ -417,41 +417,6 @@ async fn create_user(State(state): State<AppState>, ident: Identity, form: Resul
         Err(e) => {
             let query = UsersQuery { org: back_org, done: String::new() };
             users_page(&state, &ident, query, e.status(), Some(e.detail())).await
-        }
-    }
-}
-
-struct TokenRow {
-    id: String,
-    user: String,
-    org: String,
-    name: String,
-    scopes: String,
-    created: String,
-    expires: String,
-    last_used: String,
-    state: &'static str,
-}
-
-impl From<TokenInfo> for TokenRow {
-    fn from(t: TokenInfo) -> Self {
-        let now = crate::state::unix_now();
-        TokenRow {
-            state: if t.revoked {
-                "revoked"
-            } else if t.expires <= now {
-                "expired"
-            } else {
-                "active"
-            },
-            id: t.id,
-            user: t.user,
-            org: t.org,
-            name: t.name,
-            scopes: t.scopes.as_string(),
-            created: when(t.created),
-            expires: when(t.expires),
-            last_used: t.last_used.map(when).unwrap_or_else(|| "never".into()),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod login;
 use askama::Template;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use lockbox_vault::TokenInfo;
 
 use crate::access::Identity;
 use crate::routes::Route;
@@ -49,6 +50,43 @@ impl Nav {
         match ident {
             Identity::Browser(s) => Some(Nav::of(s)),
             Identity::Token { .. } => None,
+        }
+    }
+}
+
+/// One API token as the account page and the admin pages list it (the account page leaves out
+/// `user` and `org`: they are the signed-in person's own).
+pub struct TokenRow {
+    pub id: String,
+    pub user: String,
+    pub org: String,
+    pub name: String,
+    pub scopes: String,
+    pub created: String,
+    pub expires: String,
+    pub last_used: String,
+    pub state: &'static str,
+}
+
+impl From<TokenInfo> for TokenRow {
+    fn from(t: TokenInfo) -> Self {
+        let now = crate::state::unix_now();
+        TokenRow {
+            state: if t.revoked {
+                "revoked"
+            } else if t.expires <= now {
+                "expired"
+            } else {
+                "active"
+            },
+            id: t.id,
+            user: t.user,
+            org: t.org,
+            name: t.name,
+            scopes: t.scopes.as_string(),
+            created: when(t.created),
+            expires: when(t.expires),
+            last_used: t.last_used.map(when).unwrap_or_else(|| "never".into()),
         }
     }
 }
