@@ -186,17 +186,23 @@ struct CodeForm {
     code: String,
 }
 
-/// Counts a wrong code on this pending login; after too many the password step starts over.
-fn wrong_code(state: &AppState, entry: &PendingEntry, headers: &HeaderMap) -> bool {
-    let mut n = entry.attempts.lock().unwrap_or_else(|p| p.into_inner());
-    *n += 1;
-    if *n >= PENDING_MAX_ATTEMPTS {
-        if let Some(h) = cookie(headers, LOGIN_COOKIE) {
-            state.drop_pending(h);
+/// Counts a wrong code on this pending login. After too many the password step starts over: the
+/// pending login is dropped and the answer is the sign-in page saying `restart`, clearing the login
+/// cookie. `None` while codes may still be tried.
+fn wrong_code(state: &AppState, entry: &PendingEntry, headers: &HeaderMap, restart: &str) -> Option<Response> {
+    {
+        let mut n = entry.attempts.lock().unwrap_or_else(|p| p.into_inner());
+        *n += 1;
+        if *n < PENDING_MAX_ATTEMPTS {
+            return None;
         }
-        return true;
     }
-    false
+    if let Some(h) = cookie(headers, LOGIN_COOKIE) {
+        state.drop_pending(h);
+    }
+    let mut resp = refused_page(entry.pending.user_name(), StatusCode::UNAUTHORIZED, restart);
+    clear_cookie(&mut resp, LOGIN_COOKIE);
+    Some(resp)
 }
 
 async fn totp_submit(
@@ -214,14 +220,8 @@ async fn totp_submit(
             establish(&state, principal, None, cookie(&headers, LOGIN_COOKIE)).await
         }
         _ => {
-            if wrong_code(&state, &entry, &headers) {
-                let mut resp = refused_page(
-                    entry.pending.user_name(),
-                    StatusCode::UNAUTHORIZED,
-                    "Too many wrong codes. Sign in again.",
-                );
-                clear_cookie(&mut resp, LOGIN_COOKIE);
-                return resp;
+            if let Some(refused) = wrong_code(&state, &entry, &headers, "Too many wrong codes. Sign in again.") {
+                return refused;
             }
             render(
                 StatusCode::UNAUTHORIZED,
@@ -334,14 +334,9 @@ async fn enroll_submit(
             establish(&state, principal, Some(codes), cookie(&headers, LOGIN_COOKIE)).await
         }
         _ => {
-            if wrong_code(&state, &entry, &headers) {
-                let mut resp = refused_page(
-                    entry.pending.user_name(),
-                    StatusCode::UNAUTHORIZED,
-                    "Too many wrong codes. Sign in again to restart the enrolment.",
-                );
-                clear_cookie(&mut resp, LOGIN_COOKIE);
-                return resp;
+            let restart = "Too many wrong codes. Sign in again to restart the enrolment.";
+            if let Some(refused) = wrong_code(&state, &entry, &headers, restart) {
+                return refused;
             }
             enroll_page(
                 &entry,
