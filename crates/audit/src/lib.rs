@@ -69,6 +69,8 @@ pub enum Action {
     RecoveryCodesRegenerated,
     ApiTokenCreated,
     ApiTokenRevoked,
+    /// An organization's login policy changed (e.g. TOTP on SFTP password logins).
+    OrgPolicySet,
 }
 
 impl Action {
@@ -113,6 +115,7 @@ impl Action {
         Action::RecoveryCodesRegenerated,
         Action::ApiTokenCreated,
         Action::ApiTokenRevoked,
+        Action::OrgPolicySet,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -156,6 +159,7 @@ impl Action {
             Action::RecoveryCodesRegenerated => "recovery_codes_regenerated",
             Action::ApiTokenCreated => "api_token_created",
             Action::ApiTokenRevoked => "api_token_revoked",
+            Action::OrgPolicySet => "org_policy_set",
         }
     }
 }

@@ -10,6 +10,8 @@ pub struct OrgRow {
     pub id: OrgId,
     pub name: String,
     pub created_at: i64,
+    /// SFTP password logins of this organization's users also need a TOTP or recovery code.
+    pub sftp_password_totp: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -1,6 +1,6 @@
 //! The SQLite schema and its version. Migrations are append-only: a new version adds a step.
 
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 pub const SCHEMA_V1: &str = r#"
 CREATE TABLE orgs (
@@ -166,4 +166,10 @@ CREATE TABLE api_tokens (
     revoked INTEGER
 );
 CREATE INDEX api_tokens_by_user ON api_tokens (user_id);
+"#;
+
+/// v4: per-organization login policy. `sftp_password_totp` = 1 makes an SFTP password login also
+/// ask for a TOTP or recovery code (keyboard-interactive); existing organizations keep 0 (off).
+pub const SCHEMA_V4: &str = r#"
+ALTER TABLE orgs ADD COLUMN sftp_password_totp INTEGER NOT NULL DEFAULT 0;
 "#;

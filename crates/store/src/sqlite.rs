@@ -9,7 +9,7 @@ use lockbox_types::{FileId, FolderId, GroupId, OrgId, PermissionSet, Role, Uploa
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use crate::rows::*;
-use crate::schema::{SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_VERSION};
+use crate::schema::{SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_VERSION};
 use crate::{now_unix, BlobId, Result, StoreError};
 
 /// How long a writer waits for another process (the CLI, a second server) to finish its transaction.
@@ -24,6 +24,11 @@ pub struct SqliteStore {
 macro_rules! user_cols {
     () => {
         "u.id, u.org_id, o.name, u.name, u.role, u.password_hash, u.disabled, u.failed_logins, u.locked_until, u.created_at"
+    };
+}
+macro_rules! org_cols {
+    () => {
+        "id, name, created_at, sftp_password_totp"
     };
 }
 macro_rules! file_cols {
@@ -50,6 +55,15 @@ macro_rules! upload_cols {
     () => {
         "id, folder_id, parent, name, user_id, blob_id, wrapped_key, size, created_at, updated_at"
     };
+}
+
+fn org_from(r: &Row<'_>) -> rusqlite::Result<OrgRow> {
+    Ok(OrgRow {
+        id: OrgId(r.get(0)?),
+        name: r.get(1)?,
+        created_at: r.get(2)?,
+        sftp_password_totp: r.get::<_, i64>(3)? != 0,
+    })
 }
 
 fn user_from(r: &Row<'_>) -> rusqlite::Result<UserRow> {
@@ -193,7 +207,12 @@ impl SqliteStore {
             });
         }
         // Migrations run in order, each in its own transaction, from whatever version is on disk.
-        for (target, sql) in [(1, SCHEMA_V1), (2, SCHEMA_V2), (3, SCHEMA_V3)] {
+        for (target, sql) in [
+            (1, SCHEMA_V1),
+            (2, SCHEMA_V2),
+            (3, SCHEMA_V3),
+            (4, SCHEMA_V4),
+        ] {
             if version < target {
                 let tx = conn.unchecked_transaction()?;
                 tx.execute_batch(sql)?;
@@ -228,6 +247,8 @@ impl SqliteStore {
             id: OrgId(c.last_insert_rowid()),
             name: name.to_owned(),
             created_at: now,
+            // The column's default: a new organization starts with the policy off.
+            sftp_password_totp: false,
         })
     }
 
@@ -235,30 +256,43 @@ impl SqliteStore {
         Ok(self
             .conn()
             .query_row(
-                "SELECT id, name, created_at FROM orgs WHERE name = ?1",
+                concat!("SELECT ", org_cols!(), " FROM orgs WHERE name = ?1"),
                 params![name],
-                |r| {
-                    Ok(OrgRow {
-                        id: OrgId(r.get(0)?),
-                        name: r.get(1)?,
-                        created_at: r.get(2)?,
-                    })
-                },
+                org_from,
             )
             .optional()?)
     }
 
     pub fn list_orgs(&self) -> Result<Vec<OrgRow>> {
         let c = self.conn();
-        let mut st = c.prepare_cached("SELECT id, name, created_at FROM orgs ORDER BY name")?;
-        let rows = st.query_map([], |r| {
-            Ok(OrgRow {
-                id: OrgId(r.get(0)?),
-                name: r.get(1)?,
-                created_at: r.get(2)?,
-            })
-        })?;
+        let mut st =
+            c.prepare_cached(concat!("SELECT ", org_cols!(), " FROM orgs ORDER BY name"))?;
+        let rows = st.query_map([], org_from)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Turns the organization's "SFTP password logins need a second factor" policy on or off.
+    /// Returns false if there is no such organization.
+    pub fn set_org_sftp_password_totp(&self, org: OrgId, on: bool) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE orgs SET sftp_password_totp = ?2 WHERE id = ?1",
+            params![org.0, on as i64],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Whether the user's organization requires a second factor on SFTP password logins. Read at
+    /// login time (not from a cached row) so a policy change applies to the next login.
+    pub fn sftp_password_totp_for_user(&self, user: UserId) -> Result<bool> {
+        let on: Option<i64> = self
+            .conn()
+            .query_row(
+                "SELECT o.sftp_password_totp FROM users u JOIN orgs o ON o.id = u.org_id WHERE u.id = ?1",
+                params![user.0],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(on.is_some_and(|v| v != 0))
     }
 
     // ---- users ----
@@ -1492,5 +1526,56 @@ pub fn join_rel(parent: &str, name: &str) -> String {
         name.to_owned()
     } else {
         format!("{parent}/{name}")
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A database written by a v3 server gains the org policy column, off for existing orgs.
+    #[test]
+    fn v3_database_migrates_to_v4_with_policy_off() {
+        let mut raw = [0u8; 8];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
+        let dir = std::env::temp_dir().join(format!("lockbox-store-mig-{}", hex::encode(raw)));
+        std::fs::create_dir(&dir).unwrap();
+        let path = dir.join("lockbox.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 3).unwrap();
+            conn.execute("INSERT INTO orgs (name, created_at) VALUES ('acme', 1)", [])
+                .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let version: i64 = store
+            .conn()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let acme = store.org_by_name("acme").unwrap().unwrap();
+        assert!(!acme.sftp_password_totp);
+        assert!(store.set_org_sftp_password_totp(acme.id, true).unwrap());
+        assert!(
+            store
+                .org_by_name("acme")
+                .unwrap()
+                .unwrap()
+                .sftp_password_totp
+        );
+        assert!(!store.set_org_sftp_password_totp(OrgId(9999), true).unwrap());
+        let created = store.create_org("globex").unwrap();
+        assert!(!created.sftp_password_totp);
+        assert!(!store
+            .list_orgs()
+            .unwrap()
+            .iter()
+            .any(|o| o.name == "globex" && o.sftp_password_totp));
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -118,6 +118,28 @@ impl Vault {
         Ok(self.inner.store.list_orgs()?)
     }
 
+    /// Sets whether SFTP password logins of the organization's users also need a TOTP or recovery
+    /// code (keyboard-interactive). Key logins are unaffected; browser sign-in always needs one.
+    /// Applies from the next login; sessions already open are not cut.
+    pub fn set_org_sftp_password_totp(
+        &self,
+        actor: &AdminActor,
+        org: &str,
+        on: bool,
+    ) -> Result<()> {
+        let o = self.org(org)?;
+        if !self.inner.store.set_org_sftp_password_totp(o.id, on)? {
+            return Err(VaultError::NoSuch(format!("organization {org:?}")));
+        }
+        self.admin_event(
+            actor,
+            Action::OrgPolicySet,
+            &o.name,
+            format!("org:{}", o.name),
+            json!({"sftp_password_totp": on, "before": o.sftp_password_totp}),
+        )
+    }
+
     pub fn create_user(
         &self,
         actor: &AdminActor,

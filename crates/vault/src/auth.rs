@@ -1,6 +1,7 @@
 //! Authentication as a pure verdict: one function takes a login attempt and returns Accepted (with a
-//! `Principal` that only this module can create), Refused, or, for a password on the HTTPS door,
-//! SecondFactorRequired (with a `PendingLogin` that only `mfa` can turn into a `Principal`). Every door
+//! `Principal` that only this module can create), Refused, or, for a password on the HTTPS door (and
+//! on the SFTP door when the user's organization asks for it), SecondFactorRequired (with a
+//! `PendingLogin` that only `mfa` can turn into a `Principal`). Every door
 //! calls it; a session can only be opened with a `Principal`, so no door can mark a session logged in
 //! on its own.
 
@@ -126,6 +127,9 @@ pub enum Refusal {
     AdminOnDataDoor,
     SecondFactorInvalid,
     SecondFactorNotEnrolled,
+    /// An SFTP password login needs a second factor (organization policy) but the user has none;
+    /// it can only be set up in the browser.
+    SecondFactorSetupNeeded,
     /// The pending login is older than `mfa::PENDING_LOGIN_TTL`; start again with the password.
     SecondFactorExpired,
     TokenInvalid,
@@ -147,6 +151,9 @@ impl Refusal {
             Refusal::AdminOnDataDoor => "admin accounts cannot use data protocols",
             Refusal::SecondFactorInvalid => "wrong or reused second-factor code",
             Refusal::SecondFactorNotEnrolled => "no second factor enrolled",
+            Refusal::SecondFactorSetupNeeded => {
+                "second factor required but not enrolled; sign in to the web UI once to set it up"
+            }
             Refusal::SecondFactorExpired => "second-factor step timed out",
             Refusal::TokenInvalid => "unknown or malformed API token",
             Refusal::TokenExpired => "API token expired",
@@ -160,7 +167,8 @@ impl Refusal {
 pub enum Verdict {
     Accepted(Principal),
     Refused(Refusal),
-    /// The password was right (HTTPS door); a TOTP or recovery code is still required.
+    /// The password was right (HTTPS door, or SFTP under the organization's policy); a TOTP or
+    /// recovery code is still required.
     SecondFactorRequired(PendingLogin),
 }
 
@@ -468,7 +476,23 @@ impl Vault {
         if user.role == Role::Admin && attempt.door.is_data_door() {
             return refuse(Refusal::AdminOnDataDoor, Some(&user));
         }
-        if matches!(attempt.credential, Credential::Password(_)) && attempt.door == Door::Https {
+        let second_factor = match (attempt.credential, attempt.door) {
+            (Credential::Password(_), Door::Https) => true,
+            // Read now rather than from a cached row, so a policy change applies to the next
+            // login. A key is already a strong factor, so key logins never need this.
+            (Credential::Password(_), Door::Sftp) => {
+                match inner.store.sftp_password_totp_for_user(user.id) {
+                    Ok(on) => on,
+                    Err(e) => {
+                        // Fail closed: without the policy we cannot know a password is enough.
+                        tracing::error!(error = %e, "organization policy lookup failed during login");
+                        return refuse(Refusal::Internal, Some(&user));
+                    }
+                }
+            }
+            _ => false,
+        };
+        if second_factor {
             // The failure counter is cleared only once the second factor passes too; clearing it
             // here would let a password holder reset it between rounds of code guessing.
             let enrolled = match inner.store.totp_for(user.id) {
@@ -478,6 +502,11 @@ impl Vault {
                     return refuse(Refusal::Internal, Some(&user));
                 }
             };
+            // Enrolment shows a QR code and recovery codes, which only the browser can do. Not
+            // counted as a failure: the password was right and nothing was guessed.
+            if !enrolled && attempt.door != Door::Https {
+                return refuse(Refusal::SecondFactorSetupNeeded, Some(&user));
+            }
             self.audit(
                 Event::new(attempt.door, Action::SecondFactorPending, Outcome::Ok)
                     .actor(&user.name, &user.org_name)

@@ -1,7 +1,8 @@
-//! The second factor for interactive (HTTPS) logins: TOTP (RFC 6238: HMAC-SHA1, 6 digits, 30 s
-//! steps, one step of clock skew either way) and single-use recovery codes.
+//! The second factor for password logins: TOTP (RFC 6238: HMAC-SHA1, 6 digits, 30 s steps, one step
+//! of clock skew either way) and single-use recovery codes.
 //!
-//! A password accepted on the HTTPS door yields a `PendingLogin`; only the functions here turn it
+//! A password accepted on the HTTPS door (or on the SFTP door when the user's organization has
+//! `sftp_password_totp` on) yields a `PendingLogin`; only the functions here turn it
 //! into a `Principal`, after re-checking lock, disabled state and the source throttle. A wrong code
 //! counts against the same per-account lockout and per-source throttle as a wrong password, and a
 //! code's time step is recorded when accepted, so an observed code cannot be replayed. TOTP secrets
@@ -221,6 +222,11 @@ impl Vault {
         }
         if user.disabled {
             return Err(Refusal::AccountDisabled);
+        }
+        // `authenticate` refused admins on data doors already; checked again because the role may
+        // have changed while the code was being typed, and the principal is made here.
+        if user.role == lockbox_types::Role::Admin && pending.door.is_data_door() {
+            return Err(Refusal::AdminOnDataDoor);
         }
         Ok(user)
     }
