@@ -9,9 +9,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use askama::Template;
-use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Form;
 use bytes::Bytes;
@@ -20,6 +19,7 @@ use serde::Deserialize;
 
 use crate::access::Identity;
 use crate::api::blocking;
+use crate::api::files::{attachment_response, stream_blocking, READ_CHUNK};
 use crate::error::WebError;
 use crate::routes::{self, Access, Route};
 use crate::state::AppState;
@@ -230,34 +230,15 @@ async fn download(State(state): State<AppState>, ident: Identity, Query(q): Quer
     let actor = state.vault.admin_actor(ident.principal())?;
     let name = q.file.rsplit('/').next().unwrap_or("package-file").to_owned();
     let (mut reader, len) = blocking(move || runner.open(&actor, &q.id, &q.file).map_err(WebError::NotFound)).await?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    tokio::task::spawn_blocking(move || {
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    let chunk = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
-                    if tx.blocking_send(Ok(chunk)).is_err() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    break;
-                }
-            }
-        }
-    });
-    let mut rx = rx;
-    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-    let mut resp = Response::new(Body::from_stream(stream));
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    h.insert(header::CONTENT_DISPOSITION, crate::api::files::attachment_disposition(&name));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));
-    Ok(resp)
+    let mut buf = vec![0u8; READ_CHUNK];
+    let body = stream_blocking(
+        move || {
+            let n = reader.read(&mut buf)?;
+            Ok((n > 0).then(|| Bytes::copy_from_slice(buf.get(..n).unwrap_or_default())))
+        },
+        || {},
+    );
+    Ok(attachment_response(body, &name, len))
 }
 
 /// Where packages made from the web UI live (inside the data directory: they are age ciphertext).

@@ -1,6 +1,7 @@
 //! File operations for partner accounts: list, download (streamed, with HTTP ranges), one-shot
 //! streaming upload, delete, rename, mkdir. Resumable uploads live in `crate::uploads`.
 
+use std::io;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -186,7 +187,7 @@ fn parse_range(headers: &HeaderMap, size: u64) -> WebResult<Option<(u64, u64)>> 
 
 /// `attachment; filename="..."; filename*=UTF-8''...`: always an attachment, so no uploaded byte is
 /// ever rendered by the browser.
-pub fn attachment_disposition(name: &str) -> HeaderValue {
+fn attachment_disposition(name: &str) -> HeaderValue {
     let ascii: String = name
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || "._- ".contains(c) { c } else { '_' })
@@ -196,8 +197,52 @@ pub fn attachment_disposition(name: &str) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 
-/// How much one read asks of the vault; a multiple of the 64 KiB encryption chunk.
-const READ_CHUNK: usize = 256 * 1024;
+/// An uploaded or generated file as a response: always `attachment` and `application/octet-stream`,
+/// so no byte of it is ever rendered by the browser.
+pub fn attachment_response(body: Body, name: &str, len: u64) -> Response {
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(header::CONTENT_DISPOSITION, attachment_disposition(name));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    // A sandbox CSP on top of the attachment: even if something rendered it, no script runs.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; sandbox"),
+    );
+    resp
+}
+
+/// How much one read asks of the source; for the vault, a multiple of its 64 KiB encryption chunk.
+pub const READ_CHUNK: usize = 256 * 1024;
+
+/// A response body fed by a blocking source: `next_chunk` runs on a blocking thread until it gives
+/// `Ok(None)` or an error (which breaks the body off), a few chunks ahead of the client, and stops
+/// when the client goes away. `on_end` then runs on that thread, however the reading stopped.
+pub fn stream_blocking(
+    mut next_chunk: impl FnMut() -> io::Result<Option<Bytes>> + Send + 'static,
+    on_end: impl FnOnce() + Send + 'static,
+) -> Body {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        loop {
+            match next_chunk() {
+                Ok(None) => break,
+                Ok(Some(chunk)) => {
+                    if tx.blocking_send(Ok(chunk)).is_err() {
+                        break; // client went away
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    break;
+                }
+            }
+        }
+        on_end();
+    });
+    Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+}
 
 /// Downloads a file: always `Content-Disposition: attachment`, `application/octet-stream`,
 /// streamed; a single `Range: bytes=a-b` gives 206.
@@ -222,59 +267,43 @@ pub async fn download(
         Some((s, e)) => (s, e + 1, StatusCode::PARTIAL_CONTENT),
         None => (0, size, StatusCode::OK),
     };
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let reader = handle.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut off = start;
-        while off < end_excl {
+    let mut off = start;
+    let body = stream_blocking(
+        move || {
+            if off >= end_excl {
+                return Ok(None);
+            }
             let want = ((end_excl - off) as usize).min(READ_CHUNK);
             let mut buf = vec![0u8; want];
-            match reader.read_at(off, &mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    buf.truncate(n);
-                    off += n as u64;
-                    if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
-                        break; // client went away
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "download read failed");
-                    let _ = tx.blocking_send(Err(std::io::Error::other("read failed")));
-                    break;
-                }
+            let n = reader.read_at(off, &mut buf).map_err(|e| {
+                tracing::error!(error = %e, "download read failed");
+                io::Error::other("read failed")
+            })?;
+            if n == 0 {
+                return Ok(None);
             }
-        }
-        // Records the read (with byte counts) in the audit log.
-        if let Err(e) = reader.close() {
-            tracing::warn!(error = %e, "closing a download failed");
-        }
-    });
-    let stream = tokio_stream_from(rx);
-    let mut resp = Response::new(Body::from_stream(stream));
+            buf.truncate(n);
+            off += n as u64;
+            Ok(Some(Bytes::from(buf)))
+        },
+        move || {
+            // Records the read (with byte counts) in the audit log.
+            if let Err(e) = handle.close() {
+                tracing::warn!(error = %e, "closing a download failed");
+            }
+        },
+    );
+    let mut resp = attachment_response(body, &name, end_excl - start);
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    h.insert(header::CONTENT_DISPOSITION, attachment_disposition(&name));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(end_excl - start));
-    // A sandbox CSP on top of the attachment: even if something rendered it, no script runs.
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; sandbox"),
-    );
     if status == StatusCode::PARTIAL_CONTENT {
         if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{size}", end_excl - 1)) {
             h.insert(header::CONTENT_RANGE, v);
         }
     }
     Ok(resp)
-}
-
-fn tokio_stream_from(
-    mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
-) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
-    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
