@@ -132,11 +132,9 @@ impl Frame {
     }
 }
 
-/// The result of a form post: back to `to` with a fixed notice, or the page again with the error.
-enum Outcome {
-    Done(String),
-    Failed(WebError),
-}
+/// The result of a form post: the `?done=` code of the fixed notice to go back with, or the error to
+/// show on the page again.
+type Outcome = WebResult<&'static str>;
 
 fn form_error(_: FormRejection) -> Response {
     error_page(StatusCode::BAD_REQUEST, "the form could not be read; reload the page and try again")
@@ -470,16 +468,13 @@ async fn user(State(state): State<AppState>, ident: Identity, Path(name): Path<S
 /// Back to the user's page on success, the page with the error otherwise.
 async fn after_user_post(state: &AppState, ident: &Identity, name: String, result: Outcome) -> Response {
     match result {
-        Outcome::Done(code) => see_other(&format!("/admin/users/{}?done={code}", q(&name))),
-        Outcome::Failed(e) => user_page(state, ident, name, "", e.status(), Some(e.detail())).await,
+        Ok(code) => see_other(&format!("/admin/users/{}?done={code}", q(&name))),
+        Err(e) => user_page(state, ident, name, "", e.status(), Some(e.detail())).await,
     }
 }
 
-async fn user_action(state: AppState, ident: Identity, name: String, action: UserAction, code: &str) -> Response {
-    let result = match apply_user_action(&state, &ident, name.clone(), action).await {
-        Ok(_) => Outcome::Done(code.to_owned()),
-        Err(e) => Outcome::Failed(e),
-    };
+async fn user_action(state: AppState, ident: Identity, name: String, action: UserAction, code: &'static str) -> Response {
+    let result = apply_user_action(&state, &ident, name.clone(), action).await.map(|_| code);
     after_user_post(&state, &ident, name, result).await
 }
 
@@ -517,13 +512,12 @@ async fn set_password(
         Err(e) => return form_error(e),
     };
     let result = if form.password != form.confirm {
-        Outcome::Failed(WebError::BadRequest("The two passwords differ; nothing was changed.".into()))
+        Err(WebError::BadRequest("The two passwords differ; nothing was changed.".into()))
     } else {
         let n = name.clone();
-        match with_admin(&state, &ident, move |vault, actor| Ok(vault.set_password(actor, &n, &form.password)?)).await {
-            Ok(()) => Outcome::Done("password_set".into()),
-            Err(e) => Outcome::Failed(e),
-        }
+        with_admin(&state, &ident, move |vault, actor| Ok(vault.set_password(actor, &n, &form.password)?))
+            .await
+            .map(|()| "password_set")
     };
     after_user_post(&state, &ident, name, result).await
 }
@@ -546,10 +540,9 @@ async fn add_key(
         Err(e) => return form_error(e),
     };
     let n = name.clone();
-    let result = match with_admin(&state, &ident, move |vault, actor| Ok(vault.add_key(actor, &n, form.key.trim())?)).await {
-        Ok(_) => Outcome::Done("key_added".into()),
-        Err(e) => Outcome::Failed(e),
-    };
+    let result = with_admin(&state, &ident, move |vault, actor| Ok(vault.add_key(actor, &n, form.key.trim())?))
+        .await
+        .map(|_| "key_added");
     after_user_post(&state, &ident, name, result).await
 }
 
@@ -564,14 +557,11 @@ async fn remove_key(
         Err(e) => return form_error(e),
     };
     let n = name.clone();
-    let result = match with_admin(&state, &ident, move |vault, actor| {
+    let result = with_admin(&state, &ident, move |vault, actor| {
         Ok(vault.remove_key(actor, &n, &crate::api::admin::unplus_fingerprint(&form.fingerprint))?)
     })
     .await
-    {
-        Ok(()) => Outcome::Done("key_removed".into()),
-        Err(e) => Outcome::Failed(e),
-    };
+    .map(|()| "key_removed");
     after_user_post(&state, &ident, name, result).await
 }
 
@@ -698,8 +688,8 @@ async fn folders(State(state): State<AppState>, ident: Identity, Query(query): Q
 
 async fn after_folders_post(state: &AppState, ident: &Identity, result: Outcome) -> Response {
     match result {
-        Outcome::Done(code) => see_other(&format!("/admin/folders?done={code}")),
-        Outcome::Failed(e) => folders_page(state, ident, FoldersQuery::default(), e.status(), Some(e.detail())).await,
+        Ok(code) => see_other(&format!("/admin/folders?done={code}")),
+        Err(e) => folders_page(state, ident, FoldersQuery::default(), e.status(), Some(e.detail())).await,
     }
 }
 
@@ -715,14 +705,11 @@ async fn create_folder(State(state): State<AppState>, ident: Identity, form: Res
         Ok(Form(f)) => f,
         Err(e) => return form_error(e),
     };
-    let result = match with_admin(&state, &ident, move |vault, actor| {
+    let result = with_admin(&state, &ident, move |vault, actor| {
         Ok(vault.create_folder(actor, form.org.trim(), form.name.trim())?)
     })
     .await
-    {
-        Ok(_) => Outcome::Done("folder_created".into()),
-        Err(e) => Outcome::Failed(e),
-    };
+    .map(|_| "folder_created");
     after_folders_post(&state, &ident, result).await
 }
 
@@ -796,19 +783,13 @@ async fn grant(State(state): State<AppState>, ident: Identity, form: Result<Form
         Ok((of, perms))
     });
     let result = match checked {
-        Err(e) => Outcome::Failed(e),
-        Ok(((org, folder), perms)) => {
-            match with_admin(&state, &ident, move |vault, actor| {
-                let (u, g) = form.subject()?;
-                vault.grant(actor, &org, &folder, grant_subject(u, g)?, perms)?;
-                Ok(())
-            })
-            .await
-            {
-                Ok(()) => Outcome::Done("granted".into()),
-                Err(e) => Outcome::Failed(e),
-            }
-        }
+        Err(e) => Err(e),
+        Ok(((org, folder), perms)) => with_admin(&state, &ident, move |vault, actor| {
+            let (u, g) = form.subject()?;
+            vault.grant(actor, &org, &folder, grant_subject(u, g)?, perms)?;
+            Ok("granted")
+        })
+        .await,
     };
     after_folders_post(&state, &ident, result).await
 }
@@ -819,19 +800,13 @@ async fn revoke(State(state): State<AppState>, ident: Identity, form: Result<For
         Err(e) => return form_error(e),
     };
     let result = match form.org_and_folder() {
-        Err(e) => Outcome::Failed(e),
-        Ok((org, folder)) => {
-            match with_admin(&state, &ident, move |vault, actor| {
-                let (u, g) = form.subject()?;
-                vault.revoke(actor, &org, &folder, grant_subject(u, g)?)?;
-                Ok(())
-            })
-            .await
-            {
-                Ok(()) => Outcome::Done("revoked".into()),
-                Err(e) => Outcome::Failed(e),
-            }
-        }
+        Err(e) => Err(e),
+        Ok((org, folder)) => with_admin(&state, &ident, move |vault, actor| {
+            let (u, g) = form.subject()?;
+            vault.revoke(actor, &org, &folder, grant_subject(u, g)?)?;
+            Ok("revoked")
+        })
+        .await,
     };
     after_folders_post(&state, &ident, result).await
 }
