@@ -107,22 +107,7 @@ for run in $(seq 1 "$RUNS"); do
     done
 done
 
-GIB=$(awk -v m="$SIZE_MB" 'BEGIN { print m / 1024 }')
-declare -A MBS CPG
-for door in https sftp; do
-    for op in put get; do
-        s=$(median <<<"${SECS[$door.$op]}")
-        c=$(median <<<"${CPU[$door.$op]}")
-        MBS[$door.$op]=$(awk -v m="$SIZE_MB" -v s="$s" 'BEGIN { printf "%.1f", m / s }')
-        CPG[$door.$op]=$(awk -v c="$c" -v g="$GIB" 'BEGIN { printf "%.2f", c / g }')
-    done
-done
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
 echo
 echo "HTTPS API vs SFTP door of the same lockbox, ${SIZE_MB} MiB, loopback, median of $RUNS runs"
 echo "(one request / one 'sftp -b' each, connection and authentication included; server CPU = lockbox process)"
-printf '%-14s %12s %12s %18s %18s\n' door "put MiB/s" "get MiB/s" "put CPU s/GiB" "get CPU s/GiB"
-for door in https sftp; do
-    printf '%-14s %12s %12s %18s %18s\n' "$door" "${MBS[$door.put]}" "${MBS[$door.get]}" "${CPG[$door.put]}" "${CPG[$door.get]}"
-done
-printf '%-14s %12s %12s\n' "https/sftp" "$(ratio "${MBS[https.put]}" "${MBS[sftp.put]}")" "$(ratio "${MBS[https.get]}" "${MBS[sftp.get]}")"
+put_get_table door 14 https sftp https/sftp

@@ -60,3 +60,28 @@ timed_sftp() {
 
 # median: of whitespace-separated numbers on stdin.
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+# put_get_table HEADER WIDTH ROW1 ROW2 NUM/DEN: the put/get table of two servers (or doors) from the
+# per-run figures in SECS and CPU (keyed NAME.put / NAME.get, space-separated): median MiB/s of a
+# SIZE_MB transfer and median server CPU s/GiB for ROW1 and ROW2, then the NUM/DEN throughput ratio.
+# HEADER names the first column and WIDTH is its width.
+put_get_table() {
+    local header=$1 width=$2 num=${5%/*} den=${5#*/} gib name op s c
+    local -A mbs cpg
+    gib=$(awk -v m="$SIZE_MB" 'BEGIN { print m / 1024 }')
+    for name in "$3" "$4"; do
+        for op in put get; do
+            s=$(median <<<"${SECS[$name.$op]}")
+            c=$(median <<<"${CPU[$name.$op]}")
+            mbs[$name.$op]=$(awk -v m="$SIZE_MB" -v s="$s" 'BEGIN { printf "%.1f", m / s }')
+            cpg[$name.$op]=$(awk -v c="$c" -v g="$gib" 'BEGIN { printf "%.2f", c / g }')
+        done
+    done
+    printf "%-${width}s %12s %12s %18s %18s\n" "$header" "put MiB/s" "get MiB/s" "put CPU s/GiB" "get CPU s/GiB"
+    for name in "$3" "$4"; do
+        printf "%-${width}s %12s %12s %18s %18s\n" "$name" "${mbs[$name.put]}" "${mbs[$name.get]}" "${cpg[$name.put]}" "${cpg[$name.get]}"
+    done
+    printf "%-${width}s %12s %12s\n" "$5" \
+        "$(awk -v a="${mbs[$num.put]}" -v b="${mbs[$den.put]}" 'BEGIN { printf "%.2fx", a / b }')" \
+        "$(awk -v a="${mbs[$num.get]}" -v b="${mbs[$den.get]}" 'BEGIN { printf "%.2fx", a / b }')"
+}

@@ -167,26 +167,9 @@ for run in $(seq 1 "$RUNS"); do
     done
 done
 
-
-GIB=$(awk -v m="$SIZE_MB" 'BEGIN { print m / 1024 }')
-declare -A MBS CPG
-for server in openssh lockbox; do
-    for op in put get; do
-        s=$(median <<<"${SECS[$server.$op]}")
-        c=$(median <<<"${CPU[$server.$op]}")
-        MBS[$server.$op]=$(awk -v m="$SIZE_MB" -v s="$s" 'BEGIN { printf "%.1f", m / s }')
-        CPG[$server.$op]=$(awk -v c="$c" -v g="$GIB" 'BEGIN { printf "%.2f", c / g }')
-    done
-done
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
-
 echo
 echo "SFTP throughput, ${SIZE_MB} MiB, loopback, cipher $CIPHER, median of $RUNS runs, client $(ssh -V 2>&1 | cut -d, -f1)"
 echo "MiB/s = ${SIZE_MB} MiB / wall time of one 'sftp -b' (includes connect + auth)."
 echo "server CPU s/GiB = (utime+stime+cutime+cstime) delta of the server's main process: lockbox = its own"
 echo "  process (all threads); openssh = the listening sshd plus its reaped per-connection children."
-printf '%-16s %12s %12s %18s %18s\n' server "put MiB/s" "get MiB/s" "put CPU s/GiB" "get CPU s/GiB"
-for server in openssh lockbox; do
-    printf '%-16s %12s %12s %18s %18s\n' "$server" "${MBS[$server.put]}" "${MBS[$server.get]}" "${CPG[$server.put]}" "${CPG[$server.get]}"
-done
-printf '%-16s %12s %12s\n' "lockbox/openssh" "$(ratio "${MBS[lockbox.put]}" "${MBS[openssh.put]}")" "$(ratio "${MBS[lockbox.get]}" "${MBS[openssh.get]}")"
+put_get_table server 16 openssh lockbox lockbox/openssh
