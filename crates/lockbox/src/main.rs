@@ -92,8 +92,39 @@ enum InventoryCmd {
 
 #[derive(Subcommand)]
 enum OrgCmd {
-    Create { name: String },
+    Create {
+        name: String,
+    },
     List,
+    /// Change an organization's login policy.
+    SetPolicy {
+        name: String,
+        /// `on`: SFTP password logins of the organization's users also ask for a code from their
+        /// authenticator app (keyboard-interactive); users without one are refused until they sign
+        /// in to the web UI once. SSH key logins are unaffected.
+        #[arg(long)]
+        sftp_password_totp: OnOff,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+impl OnOff {
+    fn is_on(self) -> bool {
+        matches!(self, OnOff::On)
+    }
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on {
+        "on"
+    } else {
+        "off"
+    }
 }
 
 #[derive(Subcommand)]
@@ -315,9 +346,33 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Org(OrgCmd::List) => {
             let orgs = vault.list_orgs()?;
-            print_rows(&out, &orgs, &["NAME", "CREATED"], |o| {
-                vec![o.name.clone(), output::date(o.created_at)]
-            });
+            print_rows(
+                &out,
+                &orgs,
+                &["NAME", "CREATED", "SFTP_PASSWORD_TOTP"],
+                |o| {
+                    vec![
+                        o.name.clone(),
+                        output::date(o.created_at),
+                        on_off(o.sftp_password_totp).to_owned(),
+                    ]
+                },
+            );
+        }
+        Command::Org(OrgCmd::SetPolicy {
+            name,
+            sftp_password_totp,
+        }) => {
+            vault.set_org_sftp_password_totp(&actor, &name, sftp_password_totp.is_on())?;
+            let org = vault.org(&name)?;
+            out.done(
+                &format!(
+                    "organization {}: sftp password logins need a TOTP code: {}",
+                    org.name,
+                    on_off(org.sftp_password_totp)
+                ),
+                &org,
+            );
         }
         Command::User(cmd) => user(&vault, &actor, &out, cmd)?,
         Command::Key(KeyCmd::Add { user, file }) => {
