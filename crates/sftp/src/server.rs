@@ -1,6 +1,11 @@
 //! The SSH side of the SFTP door: accepting connections within limits, authenticating through the
 //! vault's verdict, and starting an SFTP engine on the `sftp` subsystem. Nothing else is offered: no
 //! shell, no exec (so no legacy scp, which would mean running a command), no forwarding.
+//!
+//! When the user's organization requires a second factor on SFTP password logins, a right password
+//! is answered with "partial success, continue with keyboard-interactive", and the code typed at
+//! that prompt goes to `Vault::complete_second_factor`; the door only carries the vault's
+//! `PendingLogin` between the two requests.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -10,7 +15,7 @@ use std::time::Duration;
 
 use lockbox_audit::{Action, Event, Outcome};
 use lockbox_types::Door;
-use lockbox_vault::{Credential, LoginAttempt, Principal, Vault, Verdict};
+use lockbox_vault::{Credential, LoginAttempt, PendingLogin, Principal, Vault, Verdict};
 use russh::keys::ssh_key::{Algorithm, EcdsaCurve, HashAlg, PrivateKey};
 use russh::server::{
     Auth, ChannelOpenHandle, Handler, Msg, PublicKeyOffer, Session, VerifiedPublicKey,
@@ -21,6 +26,26 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::engine;
+
+/// Keyboard-interactive code answers allowed on one connection. Each wrong one already counts toward
+/// the account lockout; this only stops one connection from cycling password + code rounds.
+const MAX_CODE_ATTEMPTS: usize = 3;
+/// Longest code answer passed to the vault (a TOTP code is 6 digits, a recovery code 11
+/// characters); anything longer is simply wrong, so the rest is not worth copying.
+const MAX_CODE_BYTES: usize = 64;
+/// What the keyboard-interactive prompt says; not echoed. Clients show it as-is (OpenSSH prefixes
+/// `(user@host)`), and scripts answering through SSH_ASKPASS match on it.
+const CODE_PROMPT: &str = "Verification code (authenticator app): ";
+
+/// Methods a client may go on with after a password that still owes its second factor.
+fn second_factor_methods() -> MethodSet {
+    MethodSet::from(&[MethodKind::KeyboardInteractive][..])
+}
+
+/// Methods a client may start over with after a failed second factor.
+fn first_factor_methods() -> MethodSet {
+    MethodSet::from(&[MethodKind::PublicKey, MethodKind::Password][..])
+}
 
 /// Connection and timing limits of the SFTP listener.
 #[derive(Debug, Clone)]
@@ -220,6 +245,8 @@ async fn connection(
         peer,
         authed: authed.clone(),
         principal: None,
+        pending: None,
+        code_attempts: 0,
         channels: HashMap::new(),
         session_channels: 0,
     };
@@ -281,6 +308,12 @@ struct SshHandler {
     peer: SocketAddr,
     authed: Arc<AtomicBool>,
     principal: Option<Principal>,
+    /// A right password still owing its second factor (organization policy), kept until the
+    /// keyboard-interactive answer arrives. Dropped on any failure, so the client must start over
+    /// with the password; it also expires in the vault (`PENDING_LOGIN_TTL`) and with the login grace.
+    pending: Option<PendingLogin>,
+    /// Keyboard-interactive answers received on this connection (bounded by `MAX_CODE_ATTEMPTS`).
+    code_attempts: usize,
     channels: HashMap<ChannelId, Channel<Msg>>,
     /// Session channels ever opened on this connection (at most one).
     session_channels: usize,
@@ -309,7 +342,61 @@ impl SshHandler {
                 self.principal = Some(p);
                 Auth::Accept
             }
+            // The vault refuses unenrolled users on this door; checked again so a pending login
+            // that could never finish here is not kept. Once the connection has used up its code
+            // attempts, a right password leads nowhere either.
+            Ok(Verdict::SecondFactorRequired(p))
+                if p.enrolled() && self.code_attempts < MAX_CODE_ATTEMPTS =>
+            {
+                self.pending = Some(p);
+                // Partial success: the password was right, keyboard-interactive must follow.
+                Auth::Reject {
+                    proceed_with_methods: Some(second_factor_methods()),
+                    partial_success: true,
+                }
+            }
             _ => Auth::reject(),
+        }
+    }
+
+    /// Checks a keyboard-interactive answer against the pending login. Every outcome but success
+    /// drops the pending login (taken here), so a client cannot keep guessing on one password.
+    async fn second_factor(
+        &mut self,
+        user: &str,
+        mut response: russh::server::Response<'_>,
+    ) -> Auth {
+        let start_over = Auth::Reject {
+            proceed_with_methods: Some(first_factor_methods()),
+            partial_success: false,
+        };
+        let Some(pending) = self.pending.take() else {
+            return start_over;
+        };
+        self.code_attempts += 1;
+        // russh binds the user of the keyboard-interactive request; it must be the user whose
+        // password was checked, or a right password for one account would open another.
+        if user != pending.user_name() {
+            return start_over;
+        }
+        // One prompt was sent, so exactly one answer is expected; a missing answer is an empty
+        // (wrong) code, which the vault records and counts like any other.
+        let answer = response.next().unwrap_or_default();
+        if response.next().is_some() {
+            return start_over;
+        }
+        let code =
+            String::from_utf8_lossy(answer.get(..MAX_CODE_BYTES).unwrap_or(&answer)).into_owned();
+        let vault = self.shared.vault.clone();
+        let verdict =
+            tokio::task::spawn_blocking(move || vault.complete_second_factor(&pending, &code))
+                .await;
+        match verdict {
+            Ok(Verdict::Accepted(p)) => {
+                self.principal = Some(p);
+                Auth::Accept
+            }
+            _ => start_over,
         }
     }
 }
@@ -329,14 +416,14 @@ impl Handler for SshHandler {
 
     async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
         Ok(Auth::Reject {
-            proceed_with_methods: Some(MethodSet::from(
-                &[MethodKind::PublicKey, MethodKind::Password][..],
-            )),
+            proceed_with_methods: Some(first_factor_methods()),
             partial_success: false,
         })
     }
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        // A new password attempt replaces any earlier one that was waiting for its code.
+        self.pending = None;
         Ok(self
             .verdict(user, OwnedCredential::Password(password.to_owned()))
             .await)
@@ -372,13 +459,30 @@ impl Handler for SshHandler {
             .await)
     }
 
+    /// Only the second step of a password login under the organization policy: without a pending
+    /// login there is nothing to ask (keyboard-interactive is never a first factor here).
     async fn auth_keyboard_interactive<'a>(
         &'a mut self,
-        _user: &str,
+        user: &str,
         _submethods: &str,
-        _response: Option<russh::server::Response<'a>>,
+        response: Option<russh::server::Response<'a>>,
     ) -> Result<Auth, Self::Error> {
-        Ok(Auth::reject())
+        if let Some(response) = response {
+            return Ok(self.second_factor(user, response).await);
+        }
+        let asks_for_pending = self.pending.as_ref().is_some_and(|p| p.user_name() == user);
+        if !asks_for_pending || self.code_attempts >= MAX_CODE_ATTEMPTS {
+            self.pending = None;
+            return Ok(Auth::Reject {
+                proceed_with_methods: Some(first_factor_methods()),
+                partial_success: false,
+            });
+        }
+        Ok(Auth::Partial {
+            name: "Lockbox two-step verification".into(),
+            instructions: "".into(),
+            prompts: std::borrow::Cow::Owned(vec![(CODE_PROMPT.into(), false)]),
+        })
     }
 
     async fn auth_succeeded(&mut self, _session: &mut Session) -> Result<(), Self::Error> {

@@ -655,6 +655,9 @@ pub enum Auth<'a> {
     Key(&'a Path),
     /// Password through an askpass script (`SSH_ASKPASS_REQUIRE=force`), with `-o BatchMode=no` placed before `-b`.
     Password(&'a str),
+    /// Like `Password`, but the askpass script answers by prompt (its first argument): the
+    /// keyboard-interactive "Verification code" prompt gets the code, every other prompt the password.
+    PasswordAndCode(&'a str, &'a str),
 }
 
 /// Options common to ssh/sftp/scp. `-F /dev/null` so no user/system config interferes.
@@ -712,40 +715,52 @@ fn apply_auth(cmd: &mut Command, auth: Auth) -> AuthGuard {
             ]);
             AuthGuard(None)
         }
-        Auth::Password(pw) => {
-            let d = tempfile::Builder::new()
-                .prefix("lockbox-askpass-")
-                .tempdir()
-                .unwrap();
-            let pwfile = d.path().join("pw");
-            std::fs::write(&pwfile, format!("{pw}\n")).unwrap();
-            std::fs::set_permissions(&pwfile, std::fs::Permissions::from_mode(0o600)).unwrap();
-            let script = d.path().join("askpass.sh");
-            std::fs::write(
-                &script,
-                format!("#!/bin/sh\nexec cat '{}'\n", pwfile.display()),
-            )
-            .unwrap();
-            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
-            cmd.env("SSH_ASKPASS", &script)
-                .env("SSH_ASKPASS_REQUIRE", "force")
-                .env("DISPLAY", ":0");
-            // BatchMode=no must come before sftp's `-b` (which adds `-oBatchMode yes`; ssh keeps the first value).
-            cmd.args([
-                "-o",
-                "BatchMode=no",
-                "-o",
-                "PreferredAuthentications=password,keyboard-interactive",
-                "-o",
-                "PubkeyAuthentication=no",
-                "-o",
-                "NumberOfPasswordPrompts=1",
-                "-o",
-                "IdentitiesOnly=yes",
-            ]);
-            AuthGuard(Some(d))
-        }
+        Auth::Password(pw) => password_auth(cmd, pw, None),
+        Auth::PasswordAndCode(pw, code) => password_auth(cmd, pw, Some(code)),
     }
+}
+
+/// Answers ssh's prompts through an askpass script: the password, and `code` (if any) at a prompt
+/// containing "erification" (the keyboard-interactive second-factor prompt).
+fn password_auth(cmd: &mut Command, pw: &str, code: Option<&str>) -> AuthGuard {
+    let d = tempfile::Builder::new()
+        .prefix("lockbox-askpass-")
+        .tempdir()
+        .unwrap();
+    let secret_file = |name: &str, value: &str| {
+        let f = d.path().join(name);
+        std::fs::write(&f, format!("{value}\n")).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        f
+    };
+    let body = match code {
+        Some(code) => format!(
+            "case \"$1\" in\n*erification*) exec cat '{}' ;;\n*) exec cat '{}' ;;\nesac\n",
+            secret_file("code", code).display(),
+            secret_file("pw", pw).display()
+        ),
+        None => format!("exec cat '{}'\n", secret_file("pw", pw).display()),
+    };
+    let script = d.path().join("askpass.sh");
+    std::fs::write(&script, format!("#!/bin/sh\n{body}")).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
+    cmd.env("SSH_ASKPASS", &script)
+        .env("SSH_ASKPASS_REQUIRE", "force")
+        .env("DISPLAY", ":0");
+    // BatchMode=no must come before sftp's `-b` (which adds `-oBatchMode yes`; ssh keeps the first value).
+    cmd.args([
+        "-o",
+        "BatchMode=no",
+        "-o",
+        "PreferredAuthentications=password,keyboard-interactive",
+        "-o",
+        "PubkeyAuthentication=no",
+        "-o",
+        "NumberOfPasswordPrompts=1",
+        "-o",
+        "IdentitiesOnly=yes",
+    ]);
+    AuthGuard(Some(d))
 }
 
 fn sftp_command(
