@@ -845,3 +845,39 @@ fn a_recovery_code_signs_in_once() {
     assert!(audit.contains("password+recovery_code"), "the recovery sign-in is audited as such");
     let _ = &a.person;
 }
+
+/// The per-organization SFTP login policy is set from the admin API and shows in the CLI and the API.
+#[test]
+fn org_login_policy_through_the_admin_api() {
+    let a = alice();
+    a.s.create_user("acme", "root", "admin", PASSWORD);
+    let admin = Person::new("root", PASSWORD);
+    let token = a.web.token_for(&admin, "read,admin");
+    a.web
+        .post("/api/v1/admin/orgs/acme/policy")
+        .bearer(&token)
+        .json(&json!({"sftp_password_totp": true}))
+        .send()
+        .assert_status(204);
+    let list = a.web.get("/api/v1/admin/orgs").bearer(&token).send();
+    list.assert_status(200);
+    let acme = list.json().as_array().unwrap().iter().find(|o| o["name"] == "acme").cloned().unwrap();
+    assert_eq!(acme["sftp_password_totp"], true, "{acme}");
+    let cli = a.s.cli_ok(&["org", "list", "--json"]);
+    assert!(cli.contains("\"sftp_password_totp\":true"), "{cli}");
+    let r = a.web
+        .post("/api/v1/admin/orgs/nosuch/policy")
+        .bearer(&token)
+        .json(&json!({"sftp_password_totp": true}))
+        .send();
+    assert_eq!(r.status, 404, "{}", r.describe());
+    // The partner's token is refused.
+    let r = a.web
+        .post("/api/v1/admin/orgs/acme/policy")
+        .bearer(&a.token)
+        .json(&json!({"sftp_password_totp": false}))
+        .send();
+    assert_eq!(r.status, 403, "{}", r.describe());
+    let audit = a.s.cli_ok(&["audit", "export", "--format", "jsonl"]);
+    assert!(audit.contains("\"org_policy_set\""));
+}

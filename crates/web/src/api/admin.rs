@@ -29,6 +29,7 @@ pub fn routes() -> Vec<Route> {
     vec![
         routes::get("/api/v1/admin/orgs", Access::Admin, list_orgs),
         routes::post("/api/v1/admin/orgs", Access::Admin, create_org),
+        routes::post("/api/v1/admin/orgs/{name}/policy", Access::Admin, set_org_policy),
         routes::get("/api/v1/admin/users", Access::Admin, list_users),
         routes::post("/api/v1/admin/users", Access::Admin, create_user),
         routes::get("/api/v1/admin/users/{name}", Access::Admin, show_user),
@@ -54,12 +55,12 @@ pub fn routes() -> Vec<Route> {
 #[derive(OpenApi)]
 #[openapi(
     paths(
-        list_orgs, create_org, list_users, create_user, show_user, disable_user, enable_user,
+        list_orgs, create_org, set_org_policy, list_users, create_user, show_user, disable_user, enable_user,
         unlock_user, reset_mfa, set_password, add_key, remove_key, list_folders, create_folder,
         list_grants, set_grant, revoke_grant, audit, sessions, list_tokens, revoke_token,
     ),
     components(schemas(
-        OrgJson, CreateOrg, UserJson, CreateUser, UserDetail, KeyJson, AddKey, PasswordRequest,
+        OrgJson, CreateOrg, OrgPolicy, UserJson, CreateUser, UserDetail, KeyJson, AddKey, PasswordRequest,
         FolderJson, CreateFolder, GrantJson, GrantRequest, AuditRecordJson, AuditPage,
         VaultSessionJson, BrowserSessionJson, SessionsJson,
     ))
@@ -213,6 +214,8 @@ fn org_name(orgs: &[OrgRow], id: lockbox_types::OrgId) -> String {
 pub struct OrgJson {
     pub name: String,
     pub created: String,
+    /// SFTP password logins of this organization's users also need a TOTP or recovery code.
+    pub sftp_password_totp: bool,
 }
 
 impl From<OrgRow> for OrgJson {
@@ -220,8 +223,34 @@ impl From<OrgRow> for OrgJson {
         OrgJson {
             name: o.name,
             created: rfc3339(o.created_at),
+            sftp_password_totp: o.sftp_password_totp,
         }
     }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct OrgPolicy {
+    /// Require a TOTP (or recovery) code after the password on SFTP; key logins are unaffected.
+    pub sftp_password_totp: bool,
+}
+
+/// Sets an organization's login policy.
+#[utoipa::path(post, path = "/api/v1/admin/orgs/{name}/policy", tag = "admin",
+    params(("name" = String, Path, description = "organization")), request_body = OrgPolicy,
+    responses((status = 204, description = "set"), (status = 404)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn set_org_policy(
+    State(state): State<AppState>,
+    ident: Identity,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    body: Result<Json<OrgPolicy>, JsonRejection>,
+) -> WebResult<StatusCode> {
+    let Json(req) = body.map_err(bad_json)?;
+    with_admin(&state, &ident, move |vault, actor| {
+        Ok(vault.set_org_sftp_password_totp(actor, &name, req.sftp_password_totp)?)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -31,6 +31,7 @@ pub fn routes() -> Vec<Route> {
         routes::get("/admin", Access::Admin, overview),
         routes::get("/admin/orgs", Access::Admin, orgs),
         routes::post("/admin/orgs", Access::Admin, create_org),
+        routes::post("/admin/orgs/{name}/policy", Access::Admin, set_org_policy),
         routes::get("/admin/users", Access::Admin, users),
         routes::post("/admin/users", Access::Admin, create_user),
         routes::get("/admin/users/{name}", Access::Admin, user),
@@ -62,6 +63,7 @@ fn audit_actions() -> Vec<&'static str> {
 fn notice(code: &str) -> Option<&'static str> {
     Some(match code {
         "org_created" => "Organization created.",
+        "policy_set" => "Login policy saved; it applies from the next SFTP login.",
         "user_created" => "User created. Without a password they can sign in with an SSH key only; they set up two-step sign-in at their first browser sign-in.",
         "disabled" => "Account disabled. Its browser sessions were ended and its sign-ins and API tokens are refused.",
         "enabled" => "Account enabled.",
@@ -264,6 +266,7 @@ async fn overview(State(state): State<AppState>, ident: Identity) -> Response {
 struct OrgRowView {
     name: String,
     created: String,
+    sftp_password_totp: bool,
     users: usize,
     folders: usize,
 }
@@ -289,6 +292,7 @@ async fn orgs_page(state: &AppState, ident: &Identity, done: &str, status: Statu
                 users: users.iter().filter(|u| u.org_id == o.id).count(),
                 folders: folders.iter().filter(|f| f.org_id == o.id && f.home_of.is_none()).count(),
                 created: when(o.created_at),
+                sftp_password_totp: o.sftp_password_totp,
                 name: o.name,
             })
             .collect::<Vec<_>>())
@@ -320,6 +324,37 @@ async fn create_org(State(state): State<AppState>, ident: Identity, form: Result
     let r = with_admin(&state, &ident, move |vault, actor| Ok(vault.create_org(actor, form.name.trim())?)).await;
     match r {
         Ok(_) => see_other("/admin/orgs?done=org_created"),
+        Err(e) => orgs_page(&state, &ident, "", e.status(), Some(e.detail())).await,
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PolicyForm {
+    sftp_password_totp: String,
+}
+
+async fn set_org_policy(
+    State(state): State<AppState>,
+    ident: Identity,
+    Path(name): Path<String>,
+    form: Result<Form<PolicyForm>, FormRejection>,
+) -> Response {
+    let form = match form {
+        Ok(Form(f)) => f,
+        Err(e) => return form_error(e),
+    };
+    let on = match form.sftp_password_totp.as_str() {
+        "on" => true,
+        "off" => false,
+        _ => return orgs_page(&state, &ident, "", StatusCode::BAD_REQUEST, Some("choose on or off".into())).await,
+    };
+    let r = with_admin(&state, &ident, move |vault, actor| {
+        Ok(vault.set_org_sftp_password_totp(actor, &name, on)?)
+    })
+    .await;
+    match r {
+        Ok(()) => see_other("/admin/orgs?done=policy_set"),
         Err(e) => orgs_page(&state, &ident, "", e.status(), Some(e.detail())).await,
     }
 }
