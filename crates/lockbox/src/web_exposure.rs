@@ -39,7 +39,8 @@ fn valid_rel(rel: &str) -> bool {
             !c.is_empty()
                 && c != "."
                 && c != ".."
-                && c.chars().all(|ch| ch.is_alphanumeric() || "._- ()&,'".contains(ch))
+                && c.chars()
+                    .all(|ch| ch.is_alphanumeric() || "._- ()&,'".contains(ch))
         })
 }
 
@@ -47,12 +48,16 @@ fn walk(dir: &Path, base: &Path, depth: usize, out: &mut Vec<(String, u64)>) {
     if depth > 4 {
         return;
     }
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut entries: Vec<_> = entries.flatten().collect();
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let path = e.path();
-        let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
         if meta.is_dir() {
             walk(&path, base, depth + 1, out);
         } else if meta.is_file() {
@@ -73,7 +78,9 @@ impl ExposureRunner for WebExposure {
         let mut suffix = [0u8; 4];
         rand::rngs::OsRng.fill_bytes(&mut suffix);
         let stamp = time::OffsetDateTime::now_utc()
-            .format(time::macros::format_description!("[year][month][day]-[hour][minute][second]"))
+            .format(time::macros::format_description!(
+                "[year][month][day]-[hour][minute][second]"
+            ))
             .unwrap_or_default();
         let id = format!("{stamp}-{}", hex::encode(suffix));
         let out = self.root.join(&id);
@@ -114,7 +121,9 @@ impl ExposureRunner for WebExposure {
         let mut out = Vec::new();
         for e in entries.flatten() {
             let id = e.file_name().to_string_lossy().into_owned();
-            let Ok(meta) = std::fs::symlink_metadata(e.path()) else { continue };
+            let Ok(meta) = std::fs::symlink_metadata(e.path()) else {
+                continue;
+            };
             if !meta.is_dir() || !valid_id(&id) {
                 continue;
             }
@@ -132,7 +141,12 @@ impl ExposureRunner for WebExposure {
         Ok(out)
     }
 
-    fn open(&self, actor: &AdminActor, id: &str, rel: &str) -> Result<(Box<dyn Read + Send>, u64), String> {
+    fn open(
+        &self,
+        actor: &AdminActor,
+        id: &str,
+        rel: &str,
+    ) -> Result<(Box<dyn Read + Send>, u64), String> {
         const MISSING: &str = "no such package file";
         if !valid_id(id) || !valid_rel(rel) {
             return Err(MISSING.into());
@@ -175,7 +189,16 @@ mod tests {
         assert!(!valid_id(""));
         assert!(valid_rel("acme/individuals.csv.age"));
         assert!(valid_rel("summary.json.age"));
-        for bad in ["../etc/passwd", "/etc/passwd", "a/../../b", "a//b", ".", "a/./b", "a\\b", "x\0y"] {
+        for bad in [
+            "../etc/passwd",
+            "/etc/passwd",
+            "a/../../b",
+            "a//b",
+            ".",
+            "a/./b",
+            "a\\b",
+            "x\0y",
+        ] {
             assert!(!valid_rel(bad), "{bad}");
         }
     }

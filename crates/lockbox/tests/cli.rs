@@ -58,7 +58,10 @@ fn errors_are_one_line_with_exit_1() {
     let o = s.cli(&["user", "reset-mfa", "nobody"]);
     assert_one_line_error(&o, "reset-mfa of an unknown user");
     let out = s.cli_ok(&["user", "reset-mfa", "alice", "--json"]);
-    assert!(out.contains("\"mfa_reset\":true") || out.contains("\"mfa_reset\": true"), "{out}");
+    assert!(
+        out.contains("\"mfa_reset\":true") || out.contains("\"mfa_reset\": true"),
+        "{out}"
+    );
 
     let o = s.cli_stdin(
         &[

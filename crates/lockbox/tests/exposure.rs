@@ -787,7 +787,12 @@ fn web_admin_builds_an_encrypted_package_and_downloads_it() {
         ("encrypt_to", "not-an-age-key"),
     ];
     let r = web.post("/admin/exposure").browser(&b).form(&fields).send();
-    assert_eq!(r.status, 400, "a missing age recipient must be refused:\n{}", r.describe());
+    assert_eq!(
+        r.status,
+        400,
+        "a missing age recipient must be refused:\n{}",
+        r.describe()
+    );
     fields.pop();
     fields.push(("encrypt_to", recipient.as_str()));
     let r = web.post("/admin/exposure").browser(&b).form(&fields).send();
@@ -805,7 +810,12 @@ fn web_admin_builds_an_encrypted_package_and_downloads_it() {
         .split("href=\"/admin/exposure/download?")
         .skip(1)
         .filter_map(|rest| rest.split('"').next())
-        .map(|h| format!("/admin/exposure/download?{}", h.replace("&#38;", "&").replace("&amp;", "&")))
+        .map(|h| {
+            format!(
+                "/admin/exposure/download?{}",
+                h.replace("&#38;", "&").replace("&amp;", "&")
+            )
+        })
         .collect();
     let decoded = |h: &str| {
         let mut out = Vec::new();
@@ -829,8 +839,14 @@ fn web_admin_builds_an_encrypted_package_and_downloads_it() {
         .unwrap_or_else(|| panic!("no acme individuals.csv.age link in {hrefs:?}"));
     let dl = web.get(csv).browser(&b).send();
     assert_eq!(dl.status, 200, "{}", dl.describe());
-    assert!(dl.header("content-disposition").unwrap_or_default().starts_with("attachment"));
-    assert!(!contains_bytes(&dl.body, b"JANE"), "package file served in plaintext");
+    assert!(dl
+        .header("content-disposition")
+        .unwrap_or_default()
+        .starts_with("attachment"));
+    assert!(
+        !contains_bytes(&dl.body, b"JANE"),
+        "package file served in plaintext"
+    );
     let decryptor = age::Decryptor::new(&dl.body[..]).unwrap();
     let mut reader = decryptor
         .decrypt(std::iter::once(&identity as &dyn age::Identity))
@@ -839,13 +855,17 @@ fn web_admin_builds_an_encrypted_package_and_downloads_it() {
     std::io::Read::read_to_string(&mut reader, &mut plain).unwrap();
     assert!(plain.contains("JANE") && plain.contains("TOMMY"), "{plain}");
     for f in walk_files(&s.data_dir.join("exposure-packages")) {
-        assert!(f.to_string_lossy().ends_with(".age"), "{} is not encrypted", f.display());
+        assert!(
+            f.to_string_lossy().ends_with(".age"),
+            "{} is not encrypted",
+            f.display()
+        );
     }
     // Escapes are refused like missing files.
     let id = decoded(csv.split("id=").nth(1).unwrap().split('&').next().unwrap());
     for bad in [
         format!("/admin/exposure/download?id={id}&file=..%2F..%2Flockbox.db"),
-        format!("/admin/exposure/download?id=..&file=lockbox.db"),
+        "/admin/exposure/download?id=..&file=lockbox.db".to_owned(),
         format!("/admin/exposure/download?id={id}&file=%2Fetc%2Fpasswd"),
     ] {
         let r = web.get(&bad).browser(&b).send();

@@ -840,9 +840,17 @@ fn a_recovery_code_signs_in_once() {
     assert_eq!(ok.status, 303, "recovery code refused:\n{}", ok.describe());
     assert!(ok.set_cookie(SESSION_COOKIE).is_some_and(|c| !c.is_empty()));
     let reused = sign_in_with(&codes[3]);
-    assert_eq!(reused.status, 401, "a used recovery code must be refused:\n{}", reused.describe());
+    assert_eq!(
+        reused.status,
+        401,
+        "a used recovery code must be refused:\n{}",
+        reused.describe()
+    );
     let audit = a.s.cli_ok(&["audit", "export", "--format", "jsonl"]);
-    assert!(audit.contains("password+recovery_code"), "the recovery sign-in is audited as such");
+    assert!(
+        audit.contains("password+recovery_code"),
+        "the recovery sign-in is audited as such"
+    );
     let _ = &a.person;
 }
 
@@ -861,18 +869,27 @@ fn org_login_policy_through_the_admin_api() {
         .assert_status(204);
     let list = a.web.get("/api/v1/admin/orgs").bearer(&token).send();
     list.assert_status(200);
-    let acme = list.json().as_array().unwrap().iter().find(|o| o["name"] == "acme").cloned().unwrap();
+    let acme = list
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "acme")
+        .cloned()
+        .unwrap();
     assert_eq!(acme["sftp_password_totp"], true, "{acme}");
     let cli = a.s.cli_ok(&["org", "list", "--json"]);
     assert!(cli.contains("\"sftp_password_totp\":true"), "{cli}");
-    let r = a.web
+    let r = a
+        .web
         .post("/api/v1/admin/orgs/nosuch/policy")
         .bearer(&token)
         .json(&json!({"sftp_password_totp": true}))
         .send();
     assert_eq!(r.status, 404, "{}", r.describe());
     // The partner's token is refused.
-    let r = a.web
+    let r = a
+        .web
         .post("/api/v1/admin/orgs/acme/policy")
         .bearer(&a.token)
         .json(&json!({"sftp_password_totp": false}))

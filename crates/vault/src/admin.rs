@@ -368,10 +368,7 @@ impl Vault {
                     .store
                     .group_by_name(org.id, name)?
                     .ok_or_else(|| {
-                        VaultError::NoSuch(format!(
-                            "group {name:?} in organization {:?}",
-                            org.name
-                        ))
+                        VaultError::NoSuch(format!("group {name:?} in organization {:?}", org.name))
                     })?;
                 (Subject::Group(g.id), format!("group:{}", g.name))
             }

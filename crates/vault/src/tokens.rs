@@ -202,16 +202,17 @@ impl Vault {
         // A script sends many requests per minute; recording each as a login would bury everything
         // else in the log. The use is recorded when `last_used` moves (at most once a minute per
         // token); failures are always recorded, and the door's session records bracket the work.
-        let first_this_minute = match inner
-            .store
-            .touch_api_token(&row.id, now, LAST_USED_GRANULARITY)
-        {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not record a token's last use");
-                true
-            }
-        };
+        let first_this_minute =
+            match inner
+                .store
+                .touch_api_token(&row.id, now, LAST_USED_GRANULARITY)
+            {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not record a token's last use");
+                    true
+                }
+            };
         if first_this_minute {
             self.audit(
                 Event::new(attempt.door, Action::LoginSucceeded, Outcome::Ok)

@@ -98,7 +98,10 @@ fn bearer(headers: &HeaderMap) -> Option<Result<String, ()>> {
 
 /// `lbx_{id}_{secret}` → id, used only to key the per-token session cache after the vault accepted.
 fn token_id(token: &str) -> Option<&str> {
-    token.strip_prefix("lbx_")?.split_once('_').map(|(id, _)| id)
+    token
+        .strip_prefix("lbx_")?
+        .split_once('_')
+        .map(|(id, _)| id)
 }
 
 enum Found {
@@ -107,7 +110,12 @@ enum Found {
     Caller(Identity),
 }
 
-async fn identify(state: &AppState, path: &str, headers: &HeaderMap, source: std::net::IpAddr) -> Found {
+async fn identify(
+    state: &AppState,
+    path: &str,
+    headers: &HeaderMap,
+    source: std::net::IpAddr,
+) -> Found {
     let path = path.to_owned();
     if let Some(b) = bearer(headers) {
         let Ok(token) = b else {
@@ -175,7 +183,13 @@ async fn check_csrf(req: Request, expected: &str) -> Result<Request, Response> {
     }
     if let Some(v) = req.headers().get(CSRF_HEADER) {
         let ok = v.as_bytes().ct_eq(expected.as_bytes()).into();
-        return if ok { Ok(req) } else { Err(forbidden("invalid CSRF token; reload the page and try again")) };
+        return if ok {
+            Ok(req)
+        } else {
+            Err(forbidden(
+                "invalid CSRF token; reload the page and try again",
+            ))
+        };
     }
     let is_form = req
         .headers()
@@ -193,7 +207,11 @@ async fn check_csrf(req: Request, expected: &str) -> Result<Request, Response> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_FORM_BYTES as u64) {
-        return Err(refuse(&path, StatusCode::PAYLOAD_TOO_LARGE, "form too large"));
+        return Err(refuse(
+            &path,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "form too large",
+        ));
     }
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, MAX_FORM_BYTES).await {
@@ -209,7 +227,9 @@ async fn check_csrf(req: Request, expected: &str) -> Result<Request, Response> {
     let token = form_urlencoded_field(&bytes, CSRF_FIELD);
     let ok = token.is_some_and(|t| bool::from(t.as_bytes().ct_eq(expected.as_bytes())));
     if !ok {
-        return Err(forbidden("invalid or missing CSRF token; reload the page and try again"));
+        return Err(forbidden(
+            "invalid or missing CSRF token; reload the page and try again",
+        ));
     }
     Ok(Request::from_parts(parts, Body::from(bytes)))
 }
@@ -223,7 +243,10 @@ fn form_urlencoded_field(body: &[u8], name: &str) -> Option<String> {
 
 fn serde_urlencoded_pairs(body: &[u8]) -> Vec<(String, String)> {
     let decode = |s: &[u8]| {
-        let plus: Vec<u8> = s.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
+        let plus: Vec<u8> = s
+            .iter()
+            .map(|&b| if b == b'+' { b' ' } else { b })
+            .collect();
         percent_encoding::percent_decode(&plus)
             .decode_utf8_lossy()
             .into_owned()
@@ -257,7 +280,8 @@ fn declared_oversize(req: &Request) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| {
-            ct.starts_with("application/json") || ct.starts_with("application/x-www-form-urlencoded")
+            ct.starts_with("application/json")
+                || ct.starts_with("application/x-www-form-urlencoded")
         });
     buffered
         && req
@@ -276,7 +300,11 @@ pub async fn enforce(
 ) -> Response {
     let path = req.uri().path().to_owned();
     if declared_oversize(&req) {
-        return refuse(&path, StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+        return refuse(
+            &path,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body too large",
+        );
     }
     match access {
         Access::Public => {
@@ -286,7 +314,8 @@ pub async fn enforce(
             next.run(req).await
         }
         Access::LoginStep => {
-            let Some(entry) = cookie(req.headers(), LOGIN_COOKIE).and_then(|h| state.pending(h)) else {
+            let Some(entry) = cookie(req.headers(), LOGIN_COOKIE).and_then(|h| state.pending(h))
+            else {
                 return refuse(
                     &path,
                     StatusCode::UNAUTHORIZED,

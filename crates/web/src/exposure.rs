@@ -61,7 +61,12 @@ pub trait ExposureRunner: Send + Sync + 'static {
     /// Packages made from the web UI, newest first.
     fn list(&self) -> Result<Vec<PackageListing>, String>;
     /// Opens one file of a package; `rel` is a path inside it. Must refuse anything outside.
-    fn open(&self, actor: &AdminActor, id: &str, rel: &str) -> Result<(Box<dyn Read + Send>, u64), String>;
+    fn open(
+        &self,
+        actor: &AdminActor,
+        id: &str,
+        rel: &str,
+    ) -> Result<(Box<dyn Read + Send>, u64), String>;
 }
 
 pub fn routes() -> Vec<Route> {
@@ -128,7 +133,9 @@ async fn render_page(
 ) -> Response {
     let runner = state.exposure.clone();
     let packages = match runner {
-        Some(r) => blocking(move || r.list().map_err(WebError::Internal)).await.unwrap_or_default(),
+        Some(r) => blocking(move || r.list().map_err(WebError::Internal))
+            .await
+            .unwrap_or_default(),
         None => vec![],
     };
     let csrf = match ident {
@@ -180,9 +187,21 @@ async fn page(State(state): State<AppState>, ident: Identity) -> Response {
     render_page(&state, &ident, StatusCode::OK, None, None, form).await
 }
 
-async fn run(State(state): State<AppState>, ident: Identity, Form(form): Form<FormValues>) -> Response {
+async fn run(
+    State(state): State<AppState>,
+    ident: Identity,
+    Form(form): Form<FormValues>,
+) -> Response {
     let Some(runner) = state.exposure.clone() else {
-        return render_page(&state, &ident, StatusCode::NOT_IMPLEMENTED, None, Some("exposure reports are not available in this server".into()), form).await;
+        return render_page(
+            &state,
+            &ident,
+            StatusCode::NOT_IMPLEMENTED,
+            None,
+            Some("exposure reports are not available in this server".into()),
+            form,
+        )
+        .await;
     };
     let actor = match state.vault.admin_actor(ident.principal()) {
         Ok(a) => a,
@@ -191,7 +210,15 @@ async fn run(State(state): State<AppState>, ident: Identity, Form(form): Form<Fo
     let days = match form.ba_deadline_days.trim().parse::<u32>() {
         Ok(d) if (1..=365).contains(&d) => d,
         _ => {
-            return render_page(&state, &ident, StatusCode::BAD_REQUEST, None, Some("Business associate deadline must be 1 to 365 days.".into()), form).await
+            return render_page(
+                &state,
+                &ident,
+                StatusCode::BAD_REQUEST,
+                None,
+                Some("Business associate deadline must be 1 to 365 days.".into()),
+                form,
+            )
+            .await
         }
     };
     if !form.encrypt_to.trim().starts_with("age1") {
@@ -210,7 +237,15 @@ async fn run(State(state): State<AppState>, ident: Identity, Form(form): Form<Fo
     };
     match blocking(move || runner.run(&actor, &params).map_err(WebError::BadRequest)).await {
         Ok(summary) => {
-            render_page(&state, &ident, StatusCode::CREATED, Some(format!("Package {}: {}", summary.id, summary.text)), None, form).await
+            render_page(
+                &state,
+                &ident,
+                StatusCode::CREATED,
+                Some(format!("Package {}: {}", summary.id, summary.text)),
+                None,
+                form,
+            )
+            .await
         }
         Err(e) => render_page(&state, &ident, e.status(), None, Some(e.detail()), form).await,
     }
@@ -222,14 +257,27 @@ struct DownloadQuery {
     file: String,
 }
 
-async fn download(State(state): State<AppState>, ident: Identity, Query(q): Query<DownloadQuery>) -> Result<Response, WebError> {
-    let runner = state
-        .exposure
-        .clone()
-        .ok_or_else(|| WebError::NotFound("exposure reports are not available in this server".into()))?;
+async fn download(
+    State(state): State<AppState>,
+    ident: Identity,
+    Query(q): Query<DownloadQuery>,
+) -> Result<Response, WebError> {
+    let runner = state.exposure.clone().ok_or_else(|| {
+        WebError::NotFound("exposure reports are not available in this server".into())
+    })?;
     let actor = state.vault.admin_actor(ident.principal())?;
-    let name = q.file.rsplit('/').next().unwrap_or("package-file").to_owned();
-    let (mut reader, len) = blocking(move || runner.open(&actor, &q.id, &q.file).map_err(WebError::NotFound)).await?;
+    let name = q
+        .file
+        .rsplit('/')
+        .next()
+        .unwrap_or("package-file")
+        .to_owned();
+    let (mut reader, len) = blocking(move || {
+        runner
+            .open(&actor, &q.id, &q.file)
+            .map_err(WebError::NotFound)
+    })
+    .await?;
     let mut buf = vec![0u8; READ_CHUNK];
     let body = stream_blocking(
         move || {

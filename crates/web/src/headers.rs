@@ -13,13 +13,19 @@ connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 const FIXED: [(&str, &str); 8] = [
     ("content-security-policy", CSP),
-    ("strict-transport-security", "max-age=63072000; includeSubDomains"),
+    (
+        "strict-transport-security",
+        "max-age=63072000; includeSubDomains",
+    ),
     ("x-content-type-options", "nosniff"),
     ("referrer-policy", "no-referrer"),
     ("x-frame-options", "DENY"),
     ("cross-origin-opener-policy", "same-origin"),
     ("cross-origin-resource-policy", "same-origin"),
-    ("permissions-policy", "camera=(), microphone=(), geolocation=(), payment=()"),
+    (
+        "permissions-policy",
+        "camera=(), microphone=(), geolocation=(), payment=()",
+    ),
 ];
 
 pub async fn security_headers(req: Request, next: Next) -> Response {
@@ -30,7 +36,10 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         if name == "content-security-policy" && h.contains_key(header::CONTENT_SECURITY_POLICY) {
             continue;
         }
-        h.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
+        h.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
     }
     // Pages and API answers carry PHI or session state: never cache them. Embedded assets set their
     // own policy.

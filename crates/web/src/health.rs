@@ -29,7 +29,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
     if ok {
         (StatusCode::OK, "ready\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "metadata store unavailable\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metadata store unavailable\n",
+        )
+            .into_response()
     }
 }
 

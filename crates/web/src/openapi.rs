@@ -48,7 +48,9 @@ impl utoipa::Modify for Security {
         );
         components.add_security_scheme(
             "session",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::state::SESSION_COOKIE))),
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(
+                crate::state::SESSION_COOKIE,
+            ))),
         );
     }
 }
@@ -70,6 +72,7 @@ async fn serve() -> Json<utoipa::openapi::OpenApi> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::indexing_slicing)]
     use super::*;
 
     #[test]
@@ -78,7 +81,11 @@ mod tests {
         let paths = doc["paths"].as_object().cloned().unwrap_or_default();
         let mut documented = std::collections::BTreeSet::new();
         for (path, item) in &paths {
-            for method in item.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {
+            for method in item
+                .as_object()
+                .map(|o| o.keys().cloned().collect::<Vec<_>>())
+                .unwrap_or_default()
+            {
                 if ["get", "post", "put", "delete", "patch"].contains(&method.as_str()) {
                     documented.insert((method.to_uppercase(), path.clone()));
                 }
@@ -91,7 +98,13 @@ mod tests {
             .collect();
         let undocumented: Vec<_> = routed.difference(&documented).collect();
         let phantom: Vec<_> = documented.difference(&routed).collect();
-        assert!(undocumented.is_empty(), "API routes missing from the OpenAPI document: {undocumented:?}");
-        assert!(phantom.is_empty(), "OpenAPI documents routes the server does not have: {phantom:?}");
+        assert!(
+            undocumented.is_empty(),
+            "API routes missing from the OpenAPI document: {undocumented:?}"
+        );
+        assert!(
+            phantom.is_empty(),
+            "OpenAPI documents routes the server does not have: {phantom:?}"
+        );
     }
 }

@@ -69,13 +69,21 @@ impl Route {
 pub fn get<H: Handler<T, AppState>, T: 'static>(path: &'static str, access: Access, h: H) -> Route {
     Route::new(Method::GET, path, access, h)
 }
-pub fn post<H: Handler<T, AppState>, T: 'static>(path: &'static str, access: Access, h: H) -> Route {
+pub fn post<H: Handler<T, AppState>, T: 'static>(
+    path: &'static str,
+    access: Access,
+    h: H,
+) -> Route {
     Route::new(Method::POST, path, access, h)
 }
 pub fn put<H: Handler<T, AppState>, T: 'static>(path: &'static str, access: Access, h: H) -> Route {
     Route::new(Method::PUT, path, access, h)
 }
-pub fn delete<H: Handler<T, AppState>, T: 'static>(path: &'static str, access: Access, h: H) -> Route {
+pub fn delete<H: Handler<T, AppState>, T: 'static>(
+    path: &'static str,
+    access: Access,
+    h: H,
+) -> Route {
     Route::new(Method::DELETE, path, access, h)
 }
 
@@ -145,7 +153,10 @@ mod tests {
     #[test]
     fn admin_and_api_namespaces_have_the_expected_access() {
         for r in table() {
-            if r.path.starts_with("/admin") || r.path.starts_with("/api/v1/admin") || r.path == "/metrics" {
+            if r.path.starts_with("/admin")
+                || r.path.starts_with("/api/v1/admin")
+                || r.path == "/metrics"
+            {
                 assert_eq!(r.access, Access::Admin, "{} {}", r.method, r.path);
             }
             if r.path.starts_with("/api/v1/files") || r.path.starts_with("/api/v1/uploads") {

@@ -77,7 +77,10 @@ impl WebServer {
     pub async fn bind(vault: Vault, config: WebConfig) -> Result<WebServer, WebError> {
         let (tls_config, certificate) = tls::load(
             vault.data_dir(),
-            config.cert.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+            config
+                .cert
+                .as_ref()
+                .map(|(c, k)| (c.as_path(), k.as_path())),
         )?;
         let listener = TcpListener::bind(&config.listen)
             .await
@@ -141,7 +144,8 @@ impl WebServer {
             let router = router.clone();
             tokio::spawn(async move {
                 let _permit = permit;
-                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+                {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {
                         tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -157,7 +161,8 @@ impl WebServer {
                     req.extensions_mut().insert(PeerAddr(peer));
                     router.clone().oneshot(req)
                 });
-                let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let mut builder =
+                    hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                 builder
                     .http1()
                     .timer(TokioTimer::new())

@@ -187,7 +187,14 @@ impl AppState {
         let idle = now.duration_since(found.last_seen()) > self.config.idle_timeout;
         let old = now.duration_since(found.created) > self.config.absolute_timeout;
         if idle || old {
-            self.end_session_key(&key, if idle { "idle timeout" } else { "absolute timeout" });
+            self.end_session_key(
+                &key,
+                if idle {
+                    "idle timeout"
+                } else {
+                    "absolute timeout"
+                },
+            );
             return None;
         }
         *lock(&found.last_seen) = now;
@@ -339,7 +346,8 @@ impl AppState {
             ids.iter().filter_map(|k| map.remove(k)).collect()
         };
         for t in idle_tokens {
-            t.vault_session.end(serde_json::json!({"reason": "token idle"}));
+            t.vault_session
+                .end(serde_json::json!({"reason": "token idle"}));
         }
         self.uploads.reap();
     }
@@ -347,7 +355,7 @@ impl AppState {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
     use super::*;
     use lockbox_types::{Door, Role};
     use lockbox_vault::{AdminActor, Credential, LoginAttempt, Verdict};
@@ -362,7 +370,13 @@ mod tests {
         let actor = AdminActor::cli();
         vault.create_org(&actor, "acme").unwrap();
         vault
-            .create_user(&actor, "acme", "alice", Role::Transfer, Some("correct-horse-battery-staple"))
+            .create_user(
+                &actor,
+                "acme",
+                "alice",
+                Role::Transfer,
+                Some("correct-horse-battery-staple"),
+            )
             .unwrap();
         // A single-factor verdict (SFTP door) is enough to exercise the session table.
         let Verdict::Accepted(p) = vault.authenticate(&LoginAttempt {
@@ -396,23 +410,40 @@ mod tests {
         // Idle: a session used within the idle time lives on; one left alone ends.
         // Generous margins: the sleeps only need to be well under / over the timeouts on a busy host.
         let st = state(vault.clone(), 1_000, 60_000);
-        let (handle, _) = st.create_session(principal.clone(), vault.open_session(principal.clone()).unwrap(), None);
+        let (handle, _) = st.create_session(
+            principal.clone(),
+            vault.open_session(principal.clone()).unwrap(),
+            None,
+        );
         std::thread::sleep(Duration::from_millis(600));
-        assert!(st.session(&handle).is_some(), "touched within the idle time");
+        assert!(
+            st.session(&handle).is_some(),
+            "touched within the idle time"
+        );
         std::thread::sleep(Duration::from_millis(600));
-        assert!(st.session(&handle).is_some(), "the previous touch restarted the idle clock");
+        assert!(
+            st.session(&handle).is_some(),
+            "the previous touch restarted the idle clock"
+        );
         std::thread::sleep(Duration::from_millis(1_500));
         assert!(st.session(&handle).is_none(), "idle session must end");
         assert!(st.browser_sessions().is_empty());
 
         // Absolute: touching does not extend it.
         let st = state(vault.clone(), 60_000, 1_500);
-        let (handle, _) = st.create_session(principal.clone(), vault.open_session(principal.clone()).unwrap(), None);
+        let (handle, _) = st.create_session(
+            principal.clone(),
+            vault.open_session(principal.clone()).unwrap(),
+            None,
+        );
         assert!(st.session(&handle).is_some());
         std::thread::sleep(Duration::from_millis(400));
         assert!(st.session(&handle).is_some());
         std::thread::sleep(Duration::from_millis(1_600));
-        assert!(st.session(&handle).is_none(), "absolute timeout must end the session");
+        assert!(
+            st.session(&handle).is_none(),
+            "absolute timeout must end the session"
+        );
 
         // Both ends were recorded as the vault session's end.
         let mut out = Vec::new();
@@ -427,15 +458,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (vault, principal) = vault_with_user(dir.path());
         let st = state(vault.clone(), 60_000, 60_000);
-        let (handle, _) = st.create_session(principal.clone(), vault.open_session(principal).unwrap(), None);
+        let (handle, _) = st.create_session(
+            principal.clone(),
+            vault.open_session(principal).unwrap(),
+            None,
+        );
         assert!(st.session(&handle).is_some());
         let mut flipped = handle.clone().into_bytes();
         flipped[10] = if flipped[10] == b'A' { b'B' } else { b'A' };
         let flipped = String::from_utf8(flipped).unwrap();
-        for bad in [flipped.as_str(), "", "x", &handle[..42], &format!("{handle}A"), &"A".repeat(43)] {
+        for bad in [
+            flipped.as_str(),
+            "",
+            "x",
+            &handle[..42],
+            &format!("{handle}A"),
+            &"A".repeat(43),
+        ] {
             assert!(st.session(bad).is_none(), "{bad:?}");
         }
         st.logout(&handle);
-        assert!(st.session(&handle).is_none(), "logged-out cookie must not work again");
+        assert!(
+            st.session(&handle).is_none(),
+            "logged-out cookie must not work again"
+        );
     }
 }

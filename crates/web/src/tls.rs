@@ -41,15 +41,17 @@ fn write_private(path: &Path, bytes: &[u8], mode: u32) -> Result<(), WebError> {
 }
 
 fn generate_self_signed(cert_path: &Path, key_path: &Path) -> Result<(), WebError> {
-    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .map_err(|e| WebError::Tls(format!("certificate parameters: {e}")))?;
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .map_err(|e| WebError::Tls(format!("certificate parameters: {e}")))?;
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "Lockbox self-signed");
     let now = time::OffsetDateTime::now_utc();
     params.not_before = now - time::Duration::days(1);
     params.not_after = now + time::Duration::days(SELF_SIGNED_DAYS);
-    let key = rcgen::KeyPair::generate().map_err(|e| WebError::Tls(format!("key generation: {e}")))?;
+    let key =
+        rcgen::KeyPair::generate().map_err(|e| WebError::Tls(format!("key generation: {e}")))?;
     let cert = params
         .self_signed(&key)
         .map_err(|e| WebError::Tls(format!("self-signing: {e}")))?;
@@ -82,7 +84,12 @@ pub fn load(
     };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| WebError::Tls(format!("cannot read certificate {}: {e}", cert_path.display())))?;
+        .map_err(|e| {
+            WebError::Tls(format!(
+                "cannot read certificate {}: {e}",
+                cert_path.display()
+            ))
+        })?;
     let Some(leaf) = certs.first() else {
         return Err(WebError::Tls(format!(
             "no certificate found in {}",
@@ -94,15 +101,23 @@ pub fn load(
         .map(|b| format!("{b:02X}"))
         .collect::<Vec<_>>()
         .join(":");
-    let key = PrivateKeyDer::from_pem_file(&key_path)
-        .map_err(|e| WebError::Tls(format!("cannot read private key {}: {e}", key_path.display())))?;
+    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| {
+        WebError::Tls(format!(
+            "cannot read private key {}: {e}",
+            key_path.display()
+        ))
+    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| WebError::Tls(e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| WebError::Tls(format!("certificate and key do not form a usable pair: {e}")))?;
+        .map_err(|e| {
+            WebError::Tls(format!(
+                "certificate and key do not form a usable pair: {e}"
+            ))
+        })?;
     // HTTP/1.1 only: curl 7.88 (Debian 12, common on partners' servers) reports an HTTP/2 stream error
     // instead of the status when a server answers an upload early (a 409 for a wrong offset, a 413),
     // and h2's extra machinery buys nothing for large sequential transfers.

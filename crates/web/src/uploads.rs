@@ -244,7 +244,9 @@ pub async fn put_part(
     let (handle, result) = stream_body(handle, current, body).await;
     let Some(handle) = handle else {
         state.uploads.remove(&id);
-        return Err(result.err().unwrap_or_else(|| WebError::Internal("upload lost".into())));
+        return Err(result
+            .err()
+            .unwrap_or_else(|| WebError::Internal("upload lost".into())));
     };
     let offset = handle.len();
     *guard = Some(handle);

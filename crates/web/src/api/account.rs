@@ -95,7 +95,10 @@ impl From<TokenInfo> for TokenJson {
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "account",
     responses((status = 200, body = [TokenJson])),
     security(("bearer" = []), ("session" = [])))]
-pub async fn list_tokens(State(state): State<AppState>, ident: Identity) -> WebResult<Json<Vec<TokenJson>>> {
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    ident: Identity,
+) -> WebResult<Json<Vec<TokenJson>>> {
     let vault = state.vault.clone();
     blocking(move || {
         Ok(Json(
@@ -135,15 +138,18 @@ pub async fn create_token(
     ident: Identity,
     Json(req): Json<CreateToken>,
 ) -> WebResult<Response> {
-    let scopes = TokenScopes::parse(&req.scopes)
-        .map_err(|e| WebError::BadRequest(e.to_string()))?;
+    let scopes =
+        TokenScopes::parse(&req.scopes).map_err(|e| WebError::BadRequest(e.to_string()))?;
     if !(1..=365).contains(&req.days) {
-        return Err(WebError::BadRequest("days must be between 1 and 365".into()));
+        return Err(WebError::BadRequest(
+            "days must be between 1 and 365".into(),
+        ));
     }
     let vault = state.vault.clone();
     let ttl = Duration::from_secs(u64::from(req.days) * 86_400);
     let (info, token) =
-        blocking(move || Ok(vault.create_api_token(ident.principal(), &req.name, scopes, ttl)?)).await?;
+        blocking(move || Ok(vault.create_api_token(ident.principal(), &req.name, scopes, ttl)?))
+            .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {

@@ -29,15 +29,39 @@ pub fn routes() -> Vec<Route> {
     vec![
         routes::get("/api/v1/admin/orgs", Access::Admin, list_orgs),
         routes::post("/api/v1/admin/orgs", Access::Admin, create_org),
-        routes::post("/api/v1/admin/orgs/{name}/policy", Access::Admin, set_org_policy),
+        routes::post(
+            "/api/v1/admin/orgs/{name}/policy",
+            Access::Admin,
+            set_org_policy,
+        ),
         routes::get("/api/v1/admin/users", Access::Admin, list_users),
         routes::post("/api/v1/admin/users", Access::Admin, create_user),
         routes::get("/api/v1/admin/users/{name}", Access::Admin, show_user),
-        routes::post("/api/v1/admin/users/{name}/disable", Access::Admin, disable_user),
-        routes::post("/api/v1/admin/users/{name}/enable", Access::Admin, enable_user),
-        routes::post("/api/v1/admin/users/{name}/unlock", Access::Admin, unlock_user),
-        routes::post("/api/v1/admin/users/{name}/reset-mfa", Access::Admin, reset_mfa),
-        routes::post("/api/v1/admin/users/{name}/password", Access::Admin, set_password),
+        routes::post(
+            "/api/v1/admin/users/{name}/disable",
+            Access::Admin,
+            disable_user,
+        ),
+        routes::post(
+            "/api/v1/admin/users/{name}/enable",
+            Access::Admin,
+            enable_user,
+        ),
+        routes::post(
+            "/api/v1/admin/users/{name}/unlock",
+            Access::Admin,
+            unlock_user,
+        ),
+        routes::post(
+            "/api/v1/admin/users/{name}/reset-mfa",
+            Access::Admin,
+            reset_mfa,
+        ),
+        routes::post(
+            "/api/v1/admin/users/{name}/password",
+            Access::Admin,
+            set_password,
+        ),
         routes::post("/api/v1/admin/users/{name}/keys", Access::Admin, add_key),
         routes::delete("/api/v1/admin/users/{name}/keys", Access::Admin, remove_key),
         routes::get("/api/v1/admin/folders", Access::Admin, list_folders),
@@ -55,14 +79,48 @@ pub fn routes() -> Vec<Route> {
 #[derive(OpenApi)]
 #[openapi(
     paths(
-        list_orgs, create_org, set_org_policy, list_users, create_user, show_user, disable_user, enable_user,
-        unlock_user, reset_mfa, set_password, add_key, remove_key, list_folders, create_folder,
-        list_grants, set_grant, revoke_grant, audit, sessions, list_tokens, revoke_token,
+        list_orgs,
+        create_org,
+        set_org_policy,
+        list_users,
+        create_user,
+        show_user,
+        disable_user,
+        enable_user,
+        unlock_user,
+        reset_mfa,
+        set_password,
+        add_key,
+        remove_key,
+        list_folders,
+        create_folder,
+        list_grants,
+        set_grant,
+        revoke_grant,
+        audit,
+        sessions,
+        list_tokens,
+        revoke_token,
     ),
     components(schemas(
-        OrgJson, CreateOrg, OrgPolicy, UserJson, CreateUser, UserDetail, KeyJson, AddKey, PasswordRequest,
-        FolderJson, CreateFolder, GrantJson, GrantRequest, AuditRecordJson, AuditPage,
-        VaultSessionJson, BrowserSessionJson, SessionsJson,
+        OrgJson,
+        CreateOrg,
+        OrgPolicy,
+        UserJson,
+        CreateUser,
+        UserDetail,
+        KeyJson,
+        AddKey,
+        PasswordRequest,
+        FolderJson,
+        CreateFolder,
+        GrantJson,
+        GrantRequest,
+        AuditRecordJson,
+        AuditPage,
+        VaultSessionJson,
+        BrowserSessionJson,
+        SessionsJson,
     ))
 )]
 pub struct AdminApi;
@@ -262,9 +320,14 @@ pub struct CreateOrg {
 #[utoipa::path(get, path = "/api/v1/admin/orgs", tag = "admin",
     responses((status = 200, body = [OrgJson]), (status = 403)),
     security(("bearer" = []), ("session" = [])))]
-pub async fn list_orgs(State(state): State<AppState>, ident: Identity) -> WebResult<Json<Vec<OrgJson>>> {
+pub async fn list_orgs(
+    State(state): State<AppState>,
+    ident: Identity,
+) -> WebResult<Json<Vec<OrgJson>>> {
     with_admin(&state, &ident, |vault, _| {
-        Ok(Json(vault.list_orgs()?.into_iter().map(OrgJson::from).collect()))
+        Ok(Json(
+            vault.list_orgs()?.into_iter().map(OrgJson::from).collect(),
+        ))
     })
     .await
 }
@@ -279,7 +342,10 @@ pub async fn create_org(
     body: Result<Json<CreateOrg>, JsonRejection>,
 ) -> WebResult<Response> {
     let Json(req) = body.map_err(bad_json)?;
-    let org = with_admin(&state, &ident, move |vault, actor| Ok(vault.create_org(actor, &req.name)?)).await?;
+    let org = with_admin(&state, &ident, move |vault, actor| {
+        Ok(vault.create_org(actor, &req.name)?)
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(OrgJson::from(org))).into_response())
 }
 
@@ -334,7 +400,13 @@ pub async fn list_users(
 ) -> WebResult<Json<Vec<UserJson>>> {
     let Query(q) = q.map_err(bad_query)?;
     with_admin(&state, &ident, move |vault, _| {
-        Ok(Json(vault.list_users(opt(&q.org))?.iter().map(user_json).collect()))
+        Ok(Json(
+            vault
+                .list_users(opt(&q.org))?
+                .iter()
+                .map(user_json)
+                .collect(),
+        ))
     })
     .await
 }
@@ -363,7 +435,13 @@ pub async fn create_user(
     let role = Role::parse(req.role.trim())
         .map_err(|_| WebError::BadRequest("role: expected admin or transfer".into()))?;
     let user = with_admin(&state, &ident, move |vault, actor| {
-        Ok(vault.create_user(actor, req.org.trim(), req.name.trim(), role, opt(&req.password))?)
+        Ok(vault.create_user(
+            actor,
+            req.org.trim(),
+            req.name.trim(),
+            role,
+            opt(&req.password),
+        )?)
     })
     .await?;
     Ok((StatusCode::CREATED, Json(user_json(&user))).into_response())
@@ -397,9 +475,16 @@ pub struct UserDetail {
 }
 
 /// Everything about one user, loaded on the calling (blocking) thread.
-pub(crate) fn load_user(vault: &Vault, name: &str) -> WebResult<(UserRow, Vec<KeyJson>, Vec<String>)> {
+pub(crate) fn load_user(
+    vault: &Vault,
+    name: &str,
+) -> WebResult<(UserRow, Vec<KeyJson>, Vec<String>)> {
     let user = vault.user(name)?;
-    let keys = vault.list_keys(&user.name)?.into_iter().map(KeyJson::from).collect();
+    let keys = vault
+        .list_keys(&user.name)?
+        .into_iter()
+        .map(KeyJson::from)
+        .collect();
     let groups = vault
         .list_groups(&user.org_name)?
         .into_iter()
@@ -421,7 +506,11 @@ pub async fn show_user(
 ) -> WebResult<Json<UserDetail>> {
     with_admin(&state, &ident, move |vault, _| {
         let (user, keys, groups) = load_user(vault, &name)?;
-        Ok(Json(UserDetail { user: user_json(&user), keys, groups }))
+        Ok(Json(UserDetail {
+            user: user_json(&user),
+            keys,
+            groups,
+        }))
     })
     .await
 }
@@ -472,7 +561,12 @@ pub(crate) async fn apply_user_action(
     Ok(user)
 }
 
-async fn user_action(state: AppState, ident: Identity, name: String, action: UserAction) -> WebResult<Json<UserJson>> {
+async fn user_action(
+    state: AppState,
+    ident: Identity,
+    name: String,
+    action: UserAction,
+) -> WebResult<Json<UserJson>> {
     let user = apply_user_action(&state, &ident, name, action).await?;
     Ok(Json(user_json(&user)))
 }
@@ -482,7 +576,11 @@ async fn user_action(state: AppState, ident: Identity, name: String, action: Use
     params(("name" = String, Path, description = "user name")),
     responses((status = 200, body = UserJson), (status = 404)),
     security(("bearer" = []), ("session" = [])))]
-pub async fn disable_user(State(state): State<AppState>, ident: Identity, Path(name): Path<String>) -> WebResult<Json<UserJson>> {
+pub async fn disable_user(
+    State(state): State<AppState>,
+    ident: Identity,
+    Path(name): Path<String>,
+) -> WebResult<Json<UserJson>> {
     user_action(state, ident, name, UserAction::Disable).await
 }
 
@@ -491,7 +589,11 @@ pub async fn disable_user(State(state): State<AppState>, ident: Identity, Path(n
     params(("name" = String, Path, description = "user name")),
     responses((status = 200, body = UserJson), (status = 404)),
     security(("bearer" = []), ("session" = [])))]
-pub async fn enable_user(State(state): State<AppState>, ident: Identity, Path(name): Path<String>) -> WebResult<Json<UserJson>> {
+pub async fn enable_user(
+    State(state): State<AppState>,
+    ident: Identity,
+    Path(name): Path<String>,
+) -> WebResult<Json<UserJson>> {
     user_action(state, ident, name, UserAction::Enable).await
 }
 
@@ -500,7 +602,11 @@ pub async fn enable_user(State(state): State<AppState>, ident: Identity, Path(na
     params(("name" = String, Path, description = "user name")),
     responses((status = 200, body = UserJson), (status = 404)),
     security(("bearer" = []), ("session" = [])))]
-pub async fn unlock_user(State(state): State<AppState>, ident: Identity, Path(name): Path<String>) -> WebResult<Json<UserJson>> {
+pub async fn unlock_user(
+    State(state): State<AppState>,
+    ident: Identity,
+    Path(name): Path<String>,
+) -> WebResult<Json<UserJson>> {
     user_action(state, ident, name, UserAction::Unlock).await
 }
 
@@ -510,7 +616,11 @@ pub async fn unlock_user(State(state): State<AppState>, ident: Identity, Path(na
     params(("name" = String, Path, description = "user name")),
     responses((status = 200, body = UserJson), (status = 404)),
     security(("bearer" = []), ("session" = [])))]
-pub async fn reset_mfa(State(state): State<AppState>, ident: Identity, Path(name): Path<String>) -> WebResult<Json<UserJson>> {
+pub async fn reset_mfa(
+    State(state): State<AppState>,
+    ident: Identity,
+    Path(name): Path<String>,
+) -> WebResult<Json<UserJson>> {
     user_action(state, ident, name, UserAction::ResetMfa).await
 }
 
@@ -556,7 +666,10 @@ pub async fn add_key(
     body: Result<Json<AddKey>, JsonRejection>,
 ) -> WebResult<Response> {
     let Json(req) = body.map_err(bad_json)?;
-    let key = with_admin(&state, &ident, move |vault, actor| Ok(vault.add_key(actor, &name, req.key.trim())?)).await?;
+    let key = with_admin(&state, &ident, move |vault, actor| {
+        Ok(vault.add_key(actor, &name, req.key.trim())?)
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(KeyJson::from(key))).into_response())
 }
 
@@ -633,7 +746,10 @@ pub async fn list_folders(
     q: Result<Query<OrgFilter>, QueryRejection>,
 ) -> WebResult<Json<Vec<FolderJson>>> {
     let Query(q) = q.map_err(bad_query)?;
-    with_admin(&state, &ident, move |vault, _| Ok(Json(load_folders(vault, opt(&q.org))?))).await
+    with_admin(&state, &ident, move |vault, _| {
+        Ok(Json(load_folders(vault, opt(&q.org))?))
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -704,7 +820,10 @@ pub async fn list_grants(
     q: Result<Query<OrgFilter>, QueryRejection>,
 ) -> WebResult<Json<Vec<GrantJson>>> {
     let Query(q) = q.map_err(bad_query)?;
-    with_admin(&state, &ident, move |vault, _| Ok(Json(load_grants(vault, opt(&q.org))?))).await
+    with_admin(&state, &ident, move |vault, _| {
+        Ok(Json(load_grants(vault, opt(&q.org))?))
+    })
+    .await
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -721,7 +840,10 @@ pub struct GrantRequest {
 }
 
 /// Who a grant is for: exactly one of user and group.
-pub(crate) fn grant_subject<'a>(user: Option<&'a str>, group: Option<&'a str>) -> WebResult<GrantSubject<'a>> {
+pub(crate) fn grant_subject<'a>(
+    user: Option<&'a str>,
+    group: Option<&'a str>,
+) -> WebResult<GrantSubject<'a>> {
     match (user, group) {
         (Some(u), None) => Ok(GrantSubject::User(u)),
         (None, Some(g)) => Ok(GrantSubject::Group(g)),
@@ -736,7 +858,9 @@ pub(crate) fn parse_permissions(text: &str) -> WebResult<PermissionSet> {
         )
     })?;
     if perms.is_empty() {
-        return Err(WebError::BadRequest("a grant needs at least one permission".into()));
+        return Err(WebError::BadRequest(
+            "a grant needs at least one permission".into(),
+        ));
     }
     Ok(perms)
 }
@@ -935,7 +1059,10 @@ pub(crate) fn vault_sessions(vault: &Vault) -> Vec<VaultSessionJson> {
 #[utoipa::path(get, path = "/api/v1/admin/sessions", tag = "admin",
     responses((status = 200, body = SessionsJson)),
     security(("bearer" = []), ("session" = [])))]
-pub async fn sessions(State(state): State<AppState>, ident: Identity) -> WebResult<Json<SessionsJson>> {
+pub async fn sessions(
+    State(state): State<AppState>,
+    ident: Identity,
+) -> WebResult<Json<SessionsJson>> {
     let st = state.clone();
     with_admin(&state, &ident, move |vault, _| {
         Ok(Json(SessionsJson {
@@ -1001,20 +1128,48 @@ mod tests {
     fn audit_times_in_every_accepted_form() {
         // 2026-01-31T09:00:00Z
         let t = 1_769_850_000;
-        assert_eq!(parse_time("from", "2026-01-31T09:00:00Z", false).unwrap(), Some(t));
-        assert_eq!(parse_time("from", "2026-01-31T10:00:00+01:00", false).unwrap(), Some(t));
-        assert_eq!(parse_time("from", "2026-01-31T09:00", false).unwrap(), Some(t));
-        assert_eq!(parse_time("to", "2026-01-31T09:00", true).unwrap(), Some(t + 59));
-        assert_eq!(parse_time("from", "2026-01-31 09:00:00", false).unwrap(), Some(t));
-        assert_eq!(parse_time("from", "2026-01-31", false).unwrap(), Some(t - 9 * 3600));
-        assert_eq!(parse_time("to", "2026-01-31", true).unwrap(), Some(t - 9 * 3600 + 86_399));
+        assert_eq!(
+            parse_time("from", "2026-01-31T09:00:00Z", false).unwrap(),
+            Some(t)
+        );
+        assert_eq!(
+            parse_time("from", "2026-01-31T10:00:00+01:00", false).unwrap(),
+            Some(t)
+        );
+        assert_eq!(
+            parse_time("from", "2026-01-31T09:00", false).unwrap(),
+            Some(t)
+        );
+        assert_eq!(
+            parse_time("to", "2026-01-31T09:00", true).unwrap(),
+            Some(t + 59)
+        );
+        assert_eq!(
+            parse_time("from", "2026-01-31 09:00:00", false).unwrap(),
+            Some(t)
+        );
+        assert_eq!(
+            parse_time("from", "2026-01-31", false).unwrap(),
+            Some(t - 9 * 3600)
+        );
+        assert_eq!(
+            parse_time("to", "2026-01-31", true).unwrap(),
+            Some(t - 9 * 3600 + 86_399)
+        );
         assert_eq!(parse_time("from", &t.to_string(), false).unwrap(), Some(t));
         assert_eq!(parse_time("from", "  ", false).unwrap(), None);
     }
 
     #[test]
     fn bad_audit_times_are_refused_with_the_field_name() {
-        for bad in ["yesterday", "2026-13-01", "2026-01-31T25:00", "12345678901234567890", "-5", "1e9"] {
+        for bad in [
+            "yesterday",
+            "2026-13-01",
+            "2026-01-31T25:00",
+            "12345678901234567890",
+            "-5",
+            "1e9",
+        ] {
             match parse_time("from", bad, false) {
                 Err(WebError::BadRequest(d)) => assert!(d.starts_with("from:"), "{bad}: {d}"),
                 other => panic!("{bad}: {other:?}"),
@@ -1032,7 +1187,10 @@ mod tests {
         let q = p(|_| {}).unwrap();
         assert_eq!(q.limit, DEFAULT_AUDIT_PAGE);
         assert!(q.user.is_none() && q.from.is_none() && q.before_seq.is_none());
-        assert_eq!(p(|a| a.before = Some("42".into())).unwrap().before_seq, Some(42));
+        assert_eq!(
+            p(|a| a.before = Some("42".into())).unwrap().before_seq,
+            Some(42)
+        );
         assert!(p(|a| a.before = Some("x".into())).is_err());
         assert!(p(|a| a.limit = Some("0".into())).is_err());
         assert!(p(|a| a.limit = Some("501".into())).is_err());
@@ -1042,13 +1200,25 @@ mod tests {
             a.to = Some("2026-01-01".into());
         })
         .is_err());
-        assert_eq!(p(|a| a.user = Some(" alice ".into())).unwrap().user.as_deref(), Some("alice"));
+        assert_eq!(
+            p(|a| a.user = Some(" alice ".into()))
+                .unwrap()
+                .user
+                .as_deref(),
+            Some("alice")
+        );
     }
 
     #[test]
     fn grants_name_exactly_one_subject() {
-        assert!(matches!(grant_subject(Some("a"), None), Ok(GrantSubject::User("a"))));
-        assert!(matches!(grant_subject(None, Some("g")), Ok(GrantSubject::Group("g"))));
+        assert!(matches!(
+            grant_subject(Some("a"), None),
+            Ok(GrantSubject::User("a"))
+        ));
+        assert!(matches!(
+            grant_subject(None, Some("g")),
+            Ok(GrantSubject::Group("g"))
+        ));
         assert!(grant_subject(Some("a"), Some("g")).is_err());
         assert!(grant_subject(None, None).is_err());
         assert!(parse_permissions("list, read").is_ok());

@@ -57,12 +57,13 @@ pub struct Listing {
 }
 
 fn entry_json(dir: &lockbox_types::VirtualPath, e: lockbox_vault::Entry) -> EntryJson {
-    let path = dir
-        .join(&e.name)
-        .map(|p| p.to_string())
-        .unwrap_or_default();
+    let path = dir.join(&e.name).map(|p| p.to_string()).unwrap_or_default();
     EntryJson {
-        kind: if e.kind == EntryKind::Dir { "dir" } else { "file" },
+        kind: if e.kind == EntryKind::Dir {
+            "dir"
+        } else {
+            "file"
+        },
         size: e.size,
         modified: rfc3339(e.mtime),
         name: e.name,
@@ -158,15 +159,24 @@ fn parse_range(headers: &HeaderMap, size: u64) -> WebResult<Option<(u64, u64)>> 
     let Some(v) = headers.get(header::RANGE) else {
         return Ok(None);
     };
-    let Some(spec) = v.to_str().ok().and_then(|s| s.trim().strip_prefix("bytes=")) else {
+    let Some(spec) = v
+        .to_str()
+        .ok()
+        .and_then(|s| s.trim().strip_prefix("bytes="))
+    else {
         return Ok(None);
     };
     if spec.contains(',') {
         return Ok(None);
     }
-    let (a, b) = spec.split_once('-').ok_or(WebError::RangeNotSatisfiable(size))?;
+    let (a, b) = spec
+        .split_once('-')
+        .ok_or(WebError::RangeNotSatisfiable(size))?;
     let (a, b) = (a.trim(), b.trim());
-    let parse = |s: &str| s.parse::<u64>().map_err(|_| WebError::RangeNotSatisfiable(size));
+    let parse = |s: &str| {
+        s.parse::<u64>()
+            .map_err(|_| WebError::RangeNotSatisfiable(size))
+    };
     let (start, end) = if a.is_empty() {
         // Suffix range: the last N bytes.
         let n = parse(b)?;
@@ -176,7 +186,11 @@ fn parse_range(headers: &HeaderMap, size: u64) -> WebResult<Option<(u64, u64)>> 
         (size.saturating_sub(n), size - 1)
     } else {
         let start = parse(a)?;
-        let end = if b.is_empty() { size.saturating_sub(1) } else { parse(b)?.min(size.saturating_sub(1)) };
+        let end = if b.is_empty() {
+            size.saturating_sub(1)
+        } else {
+            parse(b)?.min(size.saturating_sub(1))
+        };
         (start, end)
     };
     if size == 0 || start >= size || end < start {
@@ -190,11 +204,19 @@ fn parse_range(headers: &HeaderMap, size: u64) -> WebResult<Option<(u64, u64)>> 
 fn attachment_disposition(name: &str) -> HeaderValue {
     let ascii: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._- ".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._- ".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let encoded = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
-    HeaderValue::from_str(&format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"))
-        .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+    HeaderValue::from_str(&format!(
+        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 
 /// An uploaded or generated file as a response: always `attachment` and `application/octet-stream`,
@@ -202,7 +224,10 @@ fn attachment_disposition(name: &str) -> HeaderValue {
 pub fn attachment_response(body: Body, name: &str, len: u64) -> Response {
     let mut resp = Response::new(body);
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     h.insert(header::CONTENT_DISPOSITION, attachment_disposition(name));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     // A sandbox CSP on top of the attachment: even if something rendered it, no script runs.
@@ -338,7 +363,9 @@ pub async fn stream_body(
                 false
             }
             Some(Err(e)) => {
-                outcome = Err(WebError::BadRequest(format!("upload body interrupted: {e}")));
+                outcome = Err(WebError::BadRequest(format!(
+                    "upload body interrupted: {e}"
+                )));
                 true
             }
             None => true,
@@ -362,7 +389,10 @@ pub async fn stream_body(
                 }
                 Err(e) => {
                     // The worker panicked and took the handle with it; nothing more can be written.
-                    return (None, Err(WebError::Internal(format!("upload worker failed: {e}"))));
+                    return (
+                        None,
+                        Err(WebError::Internal(format!("upload worker failed: {e}"))),
+                    );
                 }
             }
         }
@@ -401,7 +431,9 @@ pub async fn upload(
     .await?;
     let (handle, result) = stream_body(handle, 0, body).await;
     let Some(handle) = handle else {
-        return Err(result.err().unwrap_or_else(|| WebError::Internal("upload lost".into())));
+        return Err(result
+            .err()
+            .unwrap_or_else(|| WebError::Internal("upload lost".into())));
     };
     match result {
         Ok(_) => {

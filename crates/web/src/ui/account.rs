@@ -42,6 +42,8 @@ struct AccountPage {
     error: Option<String>,
 }
 
+// The error is a ready response handed straight back to axum; boxing it would only add a step.
+#[allow(clippy::result_large_err)]
 fn browser(ident: &Identity) -> Result<std::sync::Arc<WebSession>, Response> {
     match ident {
         Identity::Browser(s) => Ok(s.clone()),
@@ -110,7 +112,11 @@ struct TokenForm {
     days: u32,
 }
 
-async fn create_token(State(state): State<AppState>, ident: Identity, Form(f): Form<TokenForm>) -> Response {
+async fn create_token(
+    State(state): State<AppState>,
+    ident: Identity,
+    Form(f): Form<TokenForm>,
+) -> Response {
     let session = match browser(&ident) {
         Ok(s) => s,
         Err(r) => return r,
@@ -121,19 +127,42 @@ async fn create_token(State(state): State<AppState>, ident: Identity, Form(f): F
         admin: f.admin.is_some(),
     };
     if !(1..=365).contains(&f.days) {
-        return render_account(&state, session, StatusCode::BAD_REQUEST, None, vec![], Some("Lifetime must be 1 to 365 days.".into())).await;
+        return render_account(
+            &state,
+            session,
+            StatusCode::BAD_REQUEST,
+            None,
+            vec![],
+            Some("Lifetime must be 1 to 365 days.".into()),
+        )
+        .await;
     }
     let vault = state.vault.clone();
     let s2 = session.clone();
     let ttl = Duration::from_secs(u64::from(f.days) * 86_400);
-    let created = blocking(move || Ok(vault.create_api_token(&s2.principal, &f.name, scopes, ttl)?)).await;
+    let created =
+        blocking(move || Ok(vault.create_api_token(&s2.principal, &f.name, scopes, ttl)?)).await;
     match created {
-        Ok((_, secret)) => render_account(&state, session, StatusCode::CREATED, Some(secret), vec![], None).await,
+        Ok((_, secret)) => {
+            render_account(
+                &state,
+                session,
+                StatusCode::CREATED,
+                Some(secret),
+                vec![],
+                None,
+            )
+            .await
+        }
         Err(e) => render_account(&state, session, e.status(), None, vec![], Some(e.detail())).await,
     }
 }
 
-async fn revoke_token(State(state): State<AppState>, ident: Identity, Path(id): Path<String>) -> Response {
+async fn revoke_token(
+    State(state): State<AppState>,
+    ident: Identity,
+    Path(id): Path<String>,
+) -> Response {
     let session = match browser(&ident) {
         Ok(s) => s,
         Err(r) => return r,
@@ -158,4 +187,3 @@ async fn new_recovery_codes(State(state): State<AppState>, ident: Identity) -> R
         Err(e) => render_account(&state, session, e.status(), None, vec![], Some(e.detail())).await,
     }
 }
-

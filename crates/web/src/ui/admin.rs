@@ -18,8 +18,8 @@ use serde::Deserialize;
 use super::{error_page, human_size, q, render, see_other, when, Nav, TokenRow};
 use crate::access::Identity;
 use crate::api::admin::{
-    apply_user_action, browser_sessions, grant_subject, load_folders, load_grants, load_user,
-    opt, search_audit, user_json, vault_sessions, with_admin, AuditParams, BrowserSessionJson,
+    apply_user_action, browser_sessions, grant_subject, load_folders, load_grants, load_user, opt,
+    search_audit, user_json, vault_sessions, with_admin, AuditParams, BrowserSessionJson,
     FolderJson, GrantJson, KeyJson, UserAction, UserJson, VaultSessionJson,
 };
 use crate::error::{WebError, WebResult};
@@ -56,7 +56,10 @@ pub fn routes() -> Vec<Route> {
 
 /// Every audit action name, for the filter's select (stable identifiers from `lockbox_audit::Action`).
 fn audit_actions() -> Vec<&'static str> {
-    lockbox_vault::Action::ALL.iter().map(|a| a.as_str()).collect()
+    lockbox_vault::Action::ALL
+        .iter()
+        .map(|a| a.as_str())
+        .collect()
 }
 
 /// The fixed message behind each `?done=` code: the query selects one, it never supplies text.
@@ -95,10 +98,18 @@ struct Choice {
     selected: bool,
 }
 
-fn choices<I: IntoIterator<Item = String>>(values: I, current: &str, empty_label: Option<&str>) -> Vec<Choice> {
+fn choices<I: IntoIterator<Item = String>>(
+    values: I,
+    current: &str,
+    empty_label: Option<&str>,
+) -> Vec<Choice> {
     let mut out = Vec::new();
     if let Some(label) = empty_label {
-        out.push(Choice { value: String::new(), label: label.to_owned(), selected: current.is_empty() });
+        out.push(Choice {
+            value: String::new(),
+            label: label.to_owned(),
+            selected: current.is_empty(),
+        });
     }
     out.extend(values.into_iter().map(|v| Choice {
         selected: v == current,
@@ -139,7 +150,10 @@ impl Frame {
 type Outcome = WebResult<&'static str>;
 
 fn form_error(_: FormRejection) -> Response {
-    error_page(StatusCode::BAD_REQUEST, "the form could not be read; reload the page and try again")
+    error_page(
+        StatusCode::BAD_REQUEST,
+        "the form could not be read; reload the page and try again",
+    )
 }
 
 fn clip(s: &str, max: usize) -> String {
@@ -201,10 +215,18 @@ async fn overview(State(state): State<AppState>, ident: Identity) -> Response {
     let loaded = with_admin(&state, &ident, |vault, actor| {
         let orgs = vault.list_orgs()?.len();
         let users: Vec<UserJson> = vault.list_users(None)?.iter().map(user_json).collect();
-        let shared = vault.list_folders(None)?.iter().filter(|f| f.home_of.is_none()).count();
+        let shared = vault
+            .list_folders(None)?
+            .iter()
+            .filter(|f| f.home_of.is_none())
+            .count();
         let failed = vault.audit_search(
             actor,
-            &AuditQuery { action: Some("login_failed".into()), limit: 10, ..Default::default() },
+            &AuditQuery {
+                action: Some("login_failed".into()),
+                limit: 10,
+                ..Default::default()
+            },
         )?;
         Ok((orgs, users, shared, failed, vault.metrics()))
     })
@@ -281,7 +303,13 @@ struct OrgsPage {
     orgs: Vec<OrgRowView>,
 }
 
-async fn orgs_page(state: &AppState, ident: &Identity, done: &str, status: StatusCode, error: Option<String>) -> Response {
+async fn orgs_page(
+    state: &AppState,
+    ident: &Identity,
+    done: &str,
+    status: StatusCode,
+    error: Option<String>,
+) -> Response {
     let loaded = with_admin(state, ident, |vault, _| {
         let users = vault.list_users(None)?;
         let folders = vault.list_folders(None)?;
@@ -290,7 +318,10 @@ async fn orgs_page(state: &AppState, ident: &Identity, done: &str, status: Statu
             .into_iter()
             .map(|o| OrgRowView {
                 users: users.iter().filter(|u| u.org_id == o.id).count(),
-                folders: folders.iter().filter(|f| f.org_id == o.id && f.home_of.is_none()).count(),
+                folders: folders
+                    .iter()
+                    .filter(|f| f.org_id == o.id && f.home_of.is_none())
+                    .count(),
                 created: when(o.created_at),
                 sftp_password_totp: o.sftp_password_totp,
                 name: o.name,
@@ -303,7 +334,16 @@ async fn orgs_page(state: &AppState, ident: &Identity, done: &str, status: Statu
         Err(e) => return error_page(e.status(), &e.detail()),
     };
     let f = Frame::new(ident, done, error);
-    render(status, &OrgsPage { nav: f.nav, csrf: f.csrf, notice: f.notice, error: f.error, orgs })
+    render(
+        status,
+        &OrgsPage {
+            nav: f.nav,
+            csrf: f.csrf,
+            notice: f.notice,
+            error: f.error,
+            orgs,
+        },
+    )
 }
 
 async fn orgs(State(state): State<AppState>, ident: Identity, Query(d): Query<Done>) -> Response {
@@ -316,12 +356,19 @@ struct OrgForm {
     name: String,
 }
 
-async fn create_org(State(state): State<AppState>, ident: Identity, form: Result<Form<OrgForm>, FormRejection>) -> Response {
+async fn create_org(
+    State(state): State<AppState>,
+    ident: Identity,
+    form: Result<Form<OrgForm>, FormRejection>,
+) -> Response {
     let form = match form {
         Ok(Form(f)) => f,
         Err(e) => return form_error(e),
     };
-    let r = with_admin(&state, &ident, move |vault, actor| Ok(vault.create_org(actor, form.name.trim())?)).await;
+    let r = with_admin(&state, &ident, move |vault, actor| {
+        Ok(vault.create_org(actor, form.name.trim())?)
+    })
+    .await;
     match r {
         Ok(_) => see_other("/admin/orgs?done=org_created"),
         Err(e) => orgs_page(&state, &ident, "", e.status(), Some(e.detail())).await,
@@ -347,7 +394,16 @@ async fn set_org_policy(
     let on = match form.sftp_password_totp.as_str() {
         "on" => true,
         "off" => false,
-        _ => return orgs_page(&state, &ident, "", StatusCode::BAD_REQUEST, Some("choose on or off".into())).await,
+        _ => {
+            return orgs_page(
+                &state,
+                &ident,
+                "",
+                StatusCode::BAD_REQUEST,
+                Some("choose on or off".into()),
+            )
+            .await
+        }
     };
     let r = with_admin(&state, &ident, move |vault, actor| {
         Ok(vault.set_org_sftp_password_totp(actor, &name, on)?)
@@ -382,7 +438,13 @@ struct UsersQuery {
     done: String,
 }
 
-async fn users_page(state: &AppState, ident: &Identity, query: UsersQuery, status: StatusCode, error: Option<String>) -> Response {
+async fn users_page(
+    state: &AppState,
+    ident: &Identity,
+    query: UsersQuery,
+    status: StatusCode,
+    error: Option<String>,
+) -> Response {
     let org = query.org.trim().to_owned();
     let org2 = org.clone();
     let loaded = with_admin(state, ident, move |vault, _| {
@@ -416,7 +478,11 @@ async fn users_page(state: &AppState, ident: &Identity, query: UsersQuery, statu
     )
 }
 
-async fn users(State(state): State<AppState>, ident: Identity, Query(query): Query<UsersQuery>) -> Response {
+async fn users(
+    State(state): State<AppState>,
+    ident: Identity,
+    Query(query): Query<UsersQuery>,
+) -> Response {
     users_page(&state, &ident, query, StatusCode::OK, None).await
 }
 
@@ -429,18 +495,26 @@ struct UserForm {
     password: String,
 }
 
-async fn create_user(State(state): State<AppState>, ident: Identity, form: Result<Form<UserForm>, FormRejection>) -> Response {
+async fn create_user(
+    State(state): State<AppState>,
+    ident: Identity,
+    form: Result<Form<UserForm>, FormRejection>,
+) -> Response {
     let form = match form {
         Ok(Form(f)) => f,
         Err(e) => return form_error(e),
     };
     let back_org = form.org.clone();
     let r: WebResult<String> = match Role::parse(form.role.trim()) {
-        Err(_) => Err(WebError::BadRequest("Choose a role: transfer (partner) or admin.".into())),
+        Err(_) => Err(WebError::BadRequest(
+            "Choose a role: transfer (partner) or admin.".into(),
+        )),
         Ok(role) => {
             with_admin(&state, &ident, move |vault, actor| {
                 let pw = Some(form.password.as_str()).filter(|p| !p.is_empty());
-                Ok(vault.create_user(actor, form.org.trim(), form.name.trim(), role, pw)?.name)
+                Ok(vault
+                    .create_user(actor, form.org.trim(), form.name.trim(), role, pw)?
+                    .name)
             })
             .await
         }
@@ -448,7 +522,10 @@ async fn create_user(State(state): State<AppState>, ident: Identity, form: Resul
     match r {
         Ok(name) => see_other(&format!("/admin/users/{}?done=user_created", q(&name))),
         Err(e) => {
-            let query = UsersQuery { org: back_org, done: String::new() };
+            let query = UsersQuery {
+                org: back_org,
+                done: String::new(),
+            };
             users_page(&state, &ident, query, e.status(), Some(e.detail())).await
         }
     }
@@ -468,7 +545,14 @@ struct UserPage {
     is_self: bool,
 }
 
-async fn user_page(state: &AppState, ident: &Identity, name: String, done: &str, status: StatusCode, error: Option<String>) -> Response {
+async fn user_page(
+    state: &AppState,
+    ident: &Identity,
+    name: String,
+    done: &str,
+    status: StatusCode,
+    error: Option<String>,
+) -> Response {
     let loaded = with_admin(state, ident, move |vault, actor| {
         let (user, keys, groups) = load_user(vault, &name)?;
         let tokens = vault.admin_list_api_tokens(actor, Some(&user.name))?;
@@ -490,42 +574,80 @@ async fn user_page(state: &AppState, ident: &Identity, name: String, done: &str,
             is_self: user.name == ident.principal().user_name(),
             u: user_json(&user),
             keys,
-            groups: if groups.is_empty() { "none".into() } else { groups.join(", ") },
+            groups: if groups.is_empty() {
+                "none".into()
+            } else {
+                groups.join(", ")
+            },
             tokens: tokens.into_iter().map(TokenRow::from).collect(),
         },
     )
 }
 
-async fn user(State(state): State<AppState>, ident: Identity, Path(name): Path<String>, Query(d): Query<Done>) -> Response {
+async fn user(
+    State(state): State<AppState>,
+    ident: Identity,
+    Path(name): Path<String>,
+    Query(d): Query<Done>,
+) -> Response {
     user_page(&state, &ident, name, &d.done, StatusCode::OK, None).await
 }
 
 /// Back to the user's page on success, the page with the error otherwise.
-async fn after_user_post(state: &AppState, ident: &Identity, name: String, result: Outcome) -> Response {
+async fn after_user_post(
+    state: &AppState,
+    ident: &Identity,
+    name: String,
+    result: Outcome,
+) -> Response {
     match result {
         Ok(code) => see_other(&format!("/admin/users/{}?done={code}", q(&name))),
         Err(e) => user_page(state, ident, name, "", e.status(), Some(e.detail())).await,
     }
 }
 
-async fn user_action(state: AppState, ident: Identity, name: String, action: UserAction, code: &'static str) -> Response {
-    let result = apply_user_action(&state, &ident, name.clone(), action).await.map(|_| code);
+async fn user_action(
+    state: AppState,
+    ident: Identity,
+    name: String,
+    action: UserAction,
+    code: &'static str,
+) -> Response {
+    let result = apply_user_action(&state, &ident, name.clone(), action)
+        .await
+        .map(|_| code);
     after_user_post(&state, &ident, name, result).await
 }
 
-async fn disable_user(State(state): State<AppState>, ident: Identity, Path(name): Path<String>) -> Response {
+async fn disable_user(
+    State(state): State<AppState>,
+    ident: Identity,
+    Path(name): Path<String>,
+) -> Response {
     user_action(state, ident, name, UserAction::Disable, "disabled").await
 }
 
-async fn enable_user(State(state): State<AppState>, ident: Identity, Path(name): Path<String>) -> Response {
+async fn enable_user(
+    State(state): State<AppState>,
+    ident: Identity,
+    Path(name): Path<String>,
+) -> Response {
     user_action(state, ident, name, UserAction::Enable, "enabled").await
 }
 
-async fn unlock_user(State(state): State<AppState>, ident: Identity, Path(name): Path<String>) -> Response {
+async fn unlock_user(
+    State(state): State<AppState>,
+    ident: Identity,
+    Path(name): Path<String>,
+) -> Response {
     user_action(state, ident, name, UserAction::Unlock, "unlocked").await
 }
 
-async fn reset_mfa(State(state): State<AppState>, ident: Identity, Path(name): Path<String>) -> Response {
+async fn reset_mfa(
+    State(state): State<AppState>,
+    ident: Identity,
+    Path(name): Path<String>,
+) -> Response {
     user_action(state, ident, name, UserAction::ResetMfa, "mfa_reset").await
 }
 
@@ -547,12 +669,16 @@ async fn set_password(
         Err(e) => return form_error(e),
     };
     let result = if form.password != form.confirm {
-        Err(WebError::BadRequest("The two passwords differ; nothing was changed.".into()))
+        Err(WebError::BadRequest(
+            "The two passwords differ; nothing was changed.".into(),
+        ))
     } else {
         let n = name.clone();
-        with_admin(&state, &ident, move |vault, actor| Ok(vault.set_password(actor, &n, &form.password)?))
-            .await
-            .map(|()| "password_set")
+        with_admin(&state, &ident, move |vault, actor| {
+            Ok(vault.set_password(actor, &n, &form.password)?)
+        })
+        .await
+        .map(|()| "password_set")
     };
     after_user_post(&state, &ident, name, result).await
 }
@@ -575,9 +701,11 @@ async fn add_key(
         Err(e) => return form_error(e),
     };
     let n = name.clone();
-    let result = with_admin(&state, &ident, move |vault, actor| Ok(vault.add_key(actor, &n, form.key.trim())?))
-        .await
-        .map(|_| "key_added");
+    let result = with_admin(&state, &ident, move |vault, actor| {
+        Ok(vault.add_key(actor, &n, form.key.trim())?)
+    })
+    .await
+    .map(|_| "key_added");
     after_user_post(&state, &ident, name, result).await
 }
 
@@ -593,7 +721,11 @@ async fn remove_key(
     };
     let n = name.clone();
     let result = with_admin(&state, &ident, move |vault, actor| {
-        Ok(vault.remove_key(actor, &n, &crate::api::admin::unplus_fingerprint(&form.fingerprint))?)
+        Ok(vault.remove_key(
+            actor,
+            &n,
+            &crate::api::admin::unplus_fingerprint(&form.fingerprint),
+        )?)
     })
     .await
     .map(|()| "key_removed");
@@ -643,10 +775,18 @@ struct FoldersQuery {
 fn is_default_home_grant(g: &GrantJson, folders: &[FolderJson]) -> bool {
     g.subject == "user"
         && g.folder == format!("{}.{}", lockbox_vault::HOME_MOUNT, g.name)
-        && folders.iter().any(|f| f.home && f.name == g.folder && f.org == g.org)
+        && folders
+            .iter()
+            .any(|f| f.home && f.name == g.folder && f.org == g.org)
 }
 
-async fn folders_page(state: &AppState, ident: &Identity, query: FoldersQuery, status: StatusCode, error: Option<String>) -> Response {
+async fn folders_page(
+    state: &AppState,
+    ident: &Identity,
+    query: FoldersQuery,
+    status: StatusCode,
+    error: Option<String>,
+) -> Response {
     let org = query.org.trim().to_owned();
     let org2 = org.clone();
     let loaded = with_admin(state, ident, move |vault, _| {
@@ -654,7 +794,11 @@ async fn folders_page(state: &AppState, ident: &Identity, query: FoldersQuery, s
         let orgs: Vec<String> = vault.list_orgs()?.into_iter().map(|o| o.name).collect();
         let folders = load_folders(vault, filter)?;
         let grants = load_grants(vault, filter)?;
-        let mut subjects: Vec<String> = vault.list_users(filter)?.into_iter().map(|u| u.name).collect();
+        let mut subjects: Vec<String> = vault
+            .list_users(filter)?
+            .into_iter()
+            .map(|u| u.name)
+            .collect();
         let group_orgs: Vec<String> = match filter {
             Some(o) => vec![o.to_owned()],
             None => orgs.clone(),
@@ -671,7 +815,10 @@ async fn folders_page(state: &AppState, ident: &Identity, query: FoldersQuery, s
         Ok(x) => x,
         Err(e) => return error_page(e.status(), &e.detail()),
     };
-    let grants: Vec<GrantJson> = grants.into_iter().filter(|g| !is_default_home_grant(g, &folders)).collect();
+    let grants: Vec<GrantJson> = grants
+        .into_iter()
+        .filter(|g| !is_default_home_grant(g, &folders))
+        .collect();
     let homes = folders.iter().filter(|f| f.home).count();
     let shared: Vec<&FolderJson> = folders.iter().filter(|f| !f.home).collect();
     let folder_choices = shared
@@ -688,7 +835,10 @@ async fn folders_page(state: &AppState, ident: &Identity, query: FoldersQuery, s
             org: f.org.clone(),
             name: f.name.clone(),
             created: f.created.get(..10).unwrap_or_default().to_owned(),
-            grants: grants.iter().filter(|g| g.org == f.org && g.folder == f.name).count(),
+            grants: grants
+                .iter()
+                .filter(|g| g.org == f.org && g.folder == f.name)
+                .count(),
         })
         .collect();
     let f = Frame::new(ident, &query.done, error);
@@ -717,14 +867,27 @@ async fn folders_page(state: &AppState, ident: &Identity, query: FoldersQuery, s
     )
 }
 
-async fn folders(State(state): State<AppState>, ident: Identity, Query(query): Query<FoldersQuery>) -> Response {
+async fn folders(
+    State(state): State<AppState>,
+    ident: Identity,
+    Query(query): Query<FoldersQuery>,
+) -> Response {
     folders_page(&state, &ident, query, StatusCode::OK, None).await
 }
 
 async fn after_folders_post(state: &AppState, ident: &Identity, result: Outcome) -> Response {
     match result {
         Ok(code) => see_other(&format!("/admin/folders?done={code}")),
-        Err(e) => folders_page(state, ident, FoldersQuery::default(), e.status(), Some(e.detail())).await,
+        Err(e) => {
+            folders_page(
+                state,
+                ident,
+                FoldersQuery::default(),
+                e.status(),
+                Some(e.detail()),
+            )
+            .await
+        }
     }
 }
 
@@ -735,7 +898,11 @@ struct FolderForm {
     name: String,
 }
 
-async fn create_folder(State(state): State<AppState>, ident: Identity, form: Result<Form<FolderForm>, FormRejection>) -> Response {
+async fn create_folder(
+    State(state): State<AppState>,
+    ident: Identity,
+    form: Result<Form<FolderForm>, FormRejection>,
+) -> Response {
     let form = match form {
         Ok(Form(f)) => f,
         Err(e) => return form_error(e),
@@ -780,12 +947,16 @@ impl GrantForm {
     fn subject(&self) -> WebResult<(Option<&str>, Option<&str>)> {
         let name = self.subject.trim();
         if name.is_empty() {
-            return Err(WebError::BadRequest("Name the user or group to grant access to.".into()));
+            return Err(WebError::BadRequest(
+                "Name the user or group to grant access to.".into(),
+            ));
         }
         match self.kind.as_str() {
             "user" => Ok((Some(name), None)),
             "group" => Ok((None, Some(name))),
-            _ => Err(WebError::BadRequest("Choose whether access is for a user or a group.".into())),
+            _ => Err(WebError::BadRequest(
+                "Choose whether access is for a user or a group.".into(),
+            )),
         }
     }
 
@@ -804,7 +975,11 @@ impl GrantForm {
     }
 }
 
-async fn grant(State(state): State<AppState>, ident: Identity, form: Result<Form<GrantForm>, FormRejection>) -> Response {
+async fn grant(
+    State(state): State<AppState>,
+    ident: Identity,
+    form: Result<Form<GrantForm>, FormRejection>,
+) -> Response {
     let form = match form {
         Ok(Form(f)) => f,
         Err(e) => return form_error(e),
@@ -819,29 +994,37 @@ async fn grant(State(state): State<AppState>, ident: Identity, form: Result<Form
     });
     let result = match checked {
         Err(e) => Err(e),
-        Ok(((org, folder), perms)) => with_admin(&state, &ident, move |vault, actor| {
-            let (u, g) = form.subject()?;
-            vault.grant(actor, &org, &folder, grant_subject(u, g)?, perms)?;
-            Ok("granted")
-        })
-        .await,
+        Ok(((org, folder), perms)) => {
+            with_admin(&state, &ident, move |vault, actor| {
+                let (u, g) = form.subject()?;
+                vault.grant(actor, &org, &folder, grant_subject(u, g)?, perms)?;
+                Ok("granted")
+            })
+            .await
+        }
     };
     after_folders_post(&state, &ident, result).await
 }
 
-async fn revoke(State(state): State<AppState>, ident: Identity, form: Result<Form<GrantForm>, FormRejection>) -> Response {
+async fn revoke(
+    State(state): State<AppState>,
+    ident: Identity,
+    form: Result<Form<GrantForm>, FormRejection>,
+) -> Response {
     let form = match form {
         Ok(Form(f)) => f,
         Err(e) => return form_error(e),
     };
     let result = match form.org_and_folder() {
         Err(e) => Err(e),
-        Ok((org, folder)) => with_admin(&state, &ident, move |vault, actor| {
-            let (u, g) = form.subject()?;
-            vault.revoke(actor, &org, &folder, grant_subject(u, g)?)?;
-            Ok("revoked")
-        })
-        .await,
+        Ok((org, folder)) => {
+            with_admin(&state, &ident, move |vault, actor| {
+                let (u, g) = form.subject()?;
+                vault.revoke(actor, &org, &folder, grant_subject(u, g)?)?;
+                Ok("revoked")
+            })
+            .await
+        }
     };
     after_folders_post(&state, &ident, result).await
 }
@@ -918,7 +1101,13 @@ fn local_input(unix: Option<i64>) -> String {
 
 fn audit_link(p: &AuditParams, before: Option<i64>) -> String {
     let mut parts = Vec::new();
-    for (k, v) in [("user", &p.user), ("org", &p.org), ("action", &p.action), ("from", &p.from), ("to", &p.to)] {
+    for (k, v) in [
+        ("user", &p.user),
+        ("org", &p.org),
+        ("action", &p.action),
+        ("from", &p.from),
+        ("to", &p.to),
+    ] {
         if let Some(v) = opt(v) {
             parts.push(format!("{k}={}", q(v)));
         }
@@ -933,11 +1122,22 @@ fn audit_link(p: &AuditParams, before: Option<i64>) -> String {
     }
 }
 
-async fn audit(State(state): State<AppState>, ident: Identity, Query(params): Query<AuditParams>) -> Response {
+async fn audit(
+    State(state): State<AppState>,
+    ident: Identity,
+    Query(params): Query<AuditParams>,
+) -> Response {
     let mut params = params;
     params.limit = None;
     let (status, error, rows, older, shown_from, shown_to) = match params.query() {
-        Err(e) => (e.status(), Some(e.detail()), vec![], None, opt(&params.from).unwrap_or_default().to_owned(), opt(&params.to).unwrap_or_default().to_owned()),
+        Err(e) => (
+            e.status(),
+            Some(e.detail()),
+            vec![],
+            None,
+            opt(&params.from).unwrap_or_default().to_owned(),
+            opt(&params.to).unwrap_or_default().to_owned(),
+        ),
         Ok(query) => {
             let (from, to) = (query.from, query.to);
             match search_audit(&state, &ident, query).await {
@@ -949,7 +1149,14 @@ async fn audit(State(state): State<AppState>, ident: Identity, Query(params): Qu
                     local_input(from),
                     local_input(to),
                 ),
-                Err(e) => (e.status(), Some(e.detail()), vec![], None, local_input(from), local_input(to)),
+                Err(e) => (
+                    e.status(),
+                    Some(e.detail()),
+                    vec![],
+                    None,
+                    local_input(from),
+                    local_input(to),
+                ),
             }
         }
     };
@@ -972,9 +1179,15 @@ async fn audit(State(state): State<AppState>, ident: Identity, Query(params): Qu
             paged: opt(&params.before).is_some(),
             older,
             newest: audit_link(&params, None),
-            filtered: [&params.user, &params.org, &params.action, &params.from, &params.to]
-                .iter()
-                .any(|v| opt(v).is_some()),
+            filtered: [
+                &params.user,
+                &params.org,
+                &params.action,
+                &params.from,
+                &params.to,
+            ]
+            .iter()
+            .any(|v| opt(v).is_some()),
         },
     )
 }
@@ -1007,7 +1220,10 @@ fn rfc3339_to_when(s: &str) -> String {
 
 async fn sessions_page(state: &AppState, ident: &Identity, done: &str) -> Response {
     let st = state.clone();
-    let loaded = with_admin(state, ident, move |vault, _| Ok((vault_sessions(vault), browser_sessions(&st)))).await;
+    let loaded = with_admin(state, ident, move |vault, _| {
+        Ok((vault_sessions(vault), browser_sessions(&st)))
+    })
+    .await;
     let (mut sessions, browsers) = match loaded {
         Ok(x) => x,
         Err(e) => return error_page(e.status(), &e.detail()),
@@ -1031,22 +1247,40 @@ async fn sessions_page(state: &AppState, ident: &Identity, done: &str) -> Respon
     let f = Frame::new(ident, done, None);
     render(
         StatusCode::OK,
-        &SessionsPage { nav: f.nav, csrf: f.csrf, notice: f.notice, error: f.error, sessions, browsers },
+        &SessionsPage {
+            nav: f.nav,
+            csrf: f.csrf,
+            notice: f.notice,
+            error: f.error,
+            sessions,
+            browsers,
+        },
     )
 }
 
-async fn sessions(State(state): State<AppState>, ident: Identity, Query(d): Query<Done>) -> Response {
+async fn sessions(
+    State(state): State<AppState>,
+    ident: Identity,
+    Query(d): Query<Done>,
+) -> Response {
     sessions_page(&state, &ident, &d.done).await
 }
 
-async fn end_session(State(state): State<AppState>, ident: Identity, Path(id): Path<String>) -> Response {
+async fn end_session(
+    State(state): State<AppState>,
+    ident: Identity,
+    Path(id): Path<String>,
+) -> Response {
     // The vault decides who administers, here as everywhere.
     if let Err(e) = state.vault.admin_actor(ident.principal()) {
         let e = WebError::from(e);
         return error_page(e.status(), &e.detail());
     }
     let st = state.clone();
-    let ended = crate::api::blocking(move || Ok(st.end_session_by_public_id(&id, "ended by an administrator"))).await;
+    let ended = crate::api::blocking(move || {
+        Ok(st.end_session_by_public_id(&id, "ended by an administrator"))
+    })
+    .await;
     match ended {
         Ok(true) => see_other("/admin/sessions?done=session_ended"),
         Ok(false) => see_other("/admin/sessions?done=session_gone"),
@@ -1074,7 +1308,13 @@ struct TokensQuery {
     done: String,
 }
 
-async fn tokens_page(state: &AppState, ident: &Identity, query: TokensQuery, status: StatusCode, error: Option<String>) -> Response {
+async fn tokens_page(
+    state: &AppState,
+    ident: &Identity,
+    query: TokensQuery,
+    status: StatusCode,
+    error: Option<String>,
+) -> Response {
     let user = query.user.trim().to_owned();
     let u2 = user.clone();
     let loaded = with_admin(state, ident, move |vault, actor| {
@@ -1100,14 +1340,35 @@ async fn tokens_page(state: &AppState, ident: &Identity, query: TokensQuery, sta
     )
 }
 
-async fn tokens(State(state): State<AppState>, ident: Identity, Query(query): Query<TokensQuery>) -> Response {
+async fn tokens(
+    State(state): State<AppState>,
+    ident: Identity,
+    Query(query): Query<TokensQuery>,
+) -> Response {
     tokens_page(&state, &ident, query, StatusCode::OK, None).await
 }
 
-async fn revoke_token(State(state): State<AppState>, ident: Identity, Path(id): Path<String>) -> Response {
-    match with_admin(&state, &ident, move |vault, actor| Ok(vault.admin_revoke_api_token(actor, &id)?)).await {
+async fn revoke_token(
+    State(state): State<AppState>,
+    ident: Identity,
+    Path(id): Path<String>,
+) -> Response {
+    match with_admin(&state, &ident, move |vault, actor| {
+        Ok(vault.admin_revoke_api_token(actor, &id)?)
+    })
+    .await
+    {
         Ok(()) => see_other("/admin/tokens?done=token_revoked"),
-        Err(e) => tokens_page(&state, &ident, TokensQuery::default(), e.status(), Some(e.detail())).await,
+        Err(e) => {
+            tokens_page(
+                &state,
+                &ident,
+                TokensQuery::default(),
+                e.status(),
+                Some(e.detail()),
+            )
+            .await
+        }
     }
 }
 
@@ -1128,9 +1389,16 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for a in audit_actions() {
             assert!(seen.insert(a), "{a} twice");
-            assert!(a.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{a}");
+            assert!(
+                a.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{a}"
+            );
         }
-        for a in [lockbox_vault::Action::UploadCommitted, lockbox_vault::Action::ApiTokenRevoked, lockbox_vault::Action::ServerStarted] {
+        for a in [
+            lockbox_vault::Action::UploadCommitted,
+            lockbox_vault::Action::ApiTokenRevoked,
+            lockbox_vault::Action::ServerStarted,
+        ] {
             assert!(audit_actions().contains(&a.as_str()));
         }
     }
@@ -1160,10 +1428,18 @@ mod tests {
             write: Some("on".into()),
             ..Default::default()
         };
-        assert_eq!(f.org_and_folder().unwrap(), ("acme".into(), "claims".into()));
+        assert_eq!(
+            f.org_and_folder().unwrap(),
+            ("acme".into(), "claims".into())
+        );
         assert_eq!(f.subject().unwrap(), (None, Some("billing")));
         assert_eq!(f.perms().names(), vec!["read", "write"]);
-        let bad = GrantForm { folder: "claims".into(), kind: "robot".into(), subject: "x".into(), ..Default::default() };
+        let bad = GrantForm {
+            folder: "claims".into(),
+            kind: "robot".into(),
+            subject: "x".into(),
+            ..Default::default()
+        };
         assert!(bad.org_and_folder().is_err());
         assert!(bad.subject().is_err());
     }

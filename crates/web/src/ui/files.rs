@@ -102,7 +102,10 @@ async fn browse(ident: Identity, Query(bq): Query<BrowseQuery>) -> Result<Respon
     let mut rows: Vec<Row> = entries
         .into_iter()
         .map(|e| {
-            let full = path.join(&e.name).map(|p| p.to_string()).unwrap_or_default();
+            let full = path
+                .join(&e.name)
+                .map(|p| p.to_string())
+                .unwrap_or_default();
             let is_dir = e.kind == EntryKind::Dir;
             Row {
                 href: if is_dir {
@@ -110,7 +113,11 @@ async fn browse(ident: Identity, Query(bq): Query<BrowseQuery>) -> Result<Respon
                 } else {
                     format!("/api/v1/files/content?path={}", q(&full))
                 },
-                size: if is_dir { String::new() } else { human_size(e.size) },
+                size: if is_dir {
+                    String::new()
+                } else {
+                    human_size(e.size)
+                },
                 modified: when(e.mtime),
                 path: full,
                 is_dir,
@@ -198,4 +205,3 @@ async fn rename(ident: Identity, Form(f): Form<RenameForm>) -> Result<Response, 
         .map_err(ui_err)?;
     Ok(see_other(&browse_url(&parent.to_string(), "renamed")))
 }
-

@@ -100,10 +100,18 @@ async fn login_submit(
     Form(form): Form<LoginForm>,
 ) -> Response {
     if form.user.is_empty() || form.password.is_empty() {
-        return refused_page(&form.user, StatusCode::BAD_REQUEST, "Enter your user name and password.");
+        return refused_page(
+            &form.user,
+            StatusCode::BAD_REQUEST,
+            "Enter your user name and password.",
+        );
     }
     if form.user.len() > MAX_FIELD || form.password.len() > MAX_FIELD {
-        return refused_page("", StatusCode::BAD_REQUEST, "User name or password too long.");
+        return refused_page(
+            "",
+            StatusCode::BAD_REQUEST,
+            "User name or password too long.",
+        );
     }
     let vault = state.vault.clone();
     let user = form.user.clone();
@@ -118,10 +126,19 @@ async fn login_submit(
     .await;
     match verdict {
         Ok(Verdict::SecondFactorRequired(pending)) => {
-            let next = if pending.enrolled() { "/login/totp" } else { "/login/enroll" };
+            let next = if pending.enrolled() {
+                "/login/totp"
+            } else {
+                "/login/enroll"
+            };
             let handle = state.create_pending(pending);
             let mut resp = see_other(next);
-            set_cookie(&mut resp, LOGIN_COOKIE, &handle, Some(PENDING_LOGIN_TTL.as_secs()));
+            set_cookie(
+                &mut resp,
+                LOGIN_COOKIE,
+                &handle,
+                Some(PENDING_LOGIN_TTL.as_secs()),
+            );
             resp
         }
         Ok(Verdict::Accepted(principal)) => {
@@ -145,7 +162,12 @@ async fn establish(
     let opened = tokio::task::spawn_blocking(move || vault.open_session(p2)).await;
     let session = match opened {
         Ok(Ok(s)) => s,
-        _ => return super::error_page(StatusCode::INTERNAL_SERVER_ERROR, "could not start a session"),
+        _ => {
+            return super::error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "could not start a session",
+            )
+        }
     };
     let role = principal.role();
     let show_codes = codes.is_some();
@@ -153,7 +175,11 @@ async fn establish(
     if let Some(p) = pending_cookie {
         state.drop_pending(p);
     }
-    let mut resp = see_other(if show_codes { "/login/recovery" } else { home_for(role) });
+    let mut resp = see_other(if show_codes {
+        "/login/recovery"
+    } else {
+        home_for(role)
+    });
     set_cookie(&mut resp, SESSION_COOKIE, &handle, None);
     clear_cookie(&mut resp, LOGIN_COOKIE);
     resp
@@ -189,7 +215,12 @@ struct CodeForm {
 /// Counts a wrong code on this pending login. After too many the password step starts over: the
 /// pending login is dropped and the answer is the sign-in page saying `restart`, clearing the login
 /// cookie. `None` while codes may still be tried.
-fn wrong_code(state: &AppState, entry: &PendingEntry, headers: &HeaderMap, restart: &str) -> Option<Response> {
+fn wrong_code(
+    state: &AppState,
+    entry: &PendingEntry,
+    headers: &HeaderMap,
+    restart: &str,
+) -> Option<Response> {
     {
         let mut n = entry.attempts.lock().unwrap_or_else(|p| p.into_inner());
         *n += 1;
@@ -214,13 +245,19 @@ async fn totp_submit(
     let code: String = form.code.chars().take(64).collect();
     let vault = state.vault.clone();
     let e2 = entry.clone();
-    let verdict = tokio::task::spawn_blocking(move || vault.complete_second_factor(&e2.pending, &code)).await;
+    let verdict =
+        tokio::task::spawn_blocking(move || vault.complete_second_factor(&e2.pending, &code)).await;
     match verdict {
         Ok(Verdict::Accepted(principal)) => {
             establish(&state, principal, None, cookie(&headers, LOGIN_COOKIE)).await
         }
         _ => {
-            if let Some(refused) = wrong_code(&state, &entry, &headers, "Too many wrong codes. Sign in again.") {
+            if let Some(refused) = wrong_code(
+                &state,
+                &entry,
+                &headers,
+                "Too many wrong codes. Sign in again.",
+            ) {
                 return refused;
             }
             render(
@@ -312,7 +349,9 @@ async fn enroll_form(
                 *entry.enrollment.lock().unwrap_or_else(|p| p.into_inner()) = Some(en);
             }
             Ok(Err(e)) => return super::error_page(StatusCode::BAD_REQUEST, &e.client_message()),
-            Err(_) => return super::error_page(StatusCode::INTERNAL_SERVER_ERROR, "enrolment failed"),
+            Err(_) => {
+                return super::error_page(StatusCode::INTERNAL_SERVER_ERROR, "enrolment failed")
+            }
         }
     }
     enroll_page(&entry, StatusCode::OK, None)
@@ -328,10 +367,17 @@ async fn enroll_submit(
     let vault = state.vault.clone();
     let e2 = entry.clone();
     let result =
-        tokio::task::spawn_blocking(move || vault.totp_confirm_enrollment(&e2.pending, &code)).await;
+        tokio::task::spawn_blocking(move || vault.totp_confirm_enrollment(&e2.pending, &code))
+            .await;
     match result {
         Ok(Ok((Verdict::Accepted(principal), codes))) => {
-            establish(&state, principal, Some(codes), cookie(&headers, LOGIN_COOKIE)).await
+            establish(
+                &state,
+                principal,
+                Some(codes),
+                cookie(&headers, LOGIN_COOKIE),
+            )
+            .await
         }
         _ => {
             let restart = "Too many wrong codes. Sign in again to restart the enrolment.";
