@@ -216,6 +216,14 @@ impl Session {
 
     fn mounts(&self) -> Result<Vec<Mount>> {
         let user = &self.principal.user;
+        // Administrators manage; they never see partner files, whatever door they came through
+        // (SFTP refuses them at login; the HTTPS door admits them for the admin console). Every file
+        // operation resolves through here, so this one check covers them all.
+        if user.role == lockbox_types::Role::Admin {
+            return Err(VaultError::PermissionDenied(
+                "administrators do not transfer files; use a partner account".into(),
+            ));
+        }
         let rows = self.vault.inner.store.folders_for_user(user.id)?;
         Ok(rows
             .into_iter()

@@ -335,6 +335,25 @@ fn api_tokens_scopes_and_admin() {
     let full =
         accepted(vault.authenticate(&attempt("", Credential::ApiToken(&admin_full), Door::Https)));
     let actor = vault.admin_actor(&full).unwrap();
+    // Administrators manage but never reach files, whichever door admitted them: the core refuses
+    // every file operation of their sessions.
+    let admin_session = vault.open_session(full.clone()).unwrap();
+    for path in ["/", "/home", "/home/x.bin"] {
+        let p =
+            lockbox_types::VirtualPath::parse(&lockbox_types::VirtualPath::root(), path).unwrap();
+        assert!(
+            admin_session
+                .list_dir(&p)
+                .is_err_and(|e| e.kind() == ErrorKind::PermissionDenied),
+            "{path}"
+        );
+    }
+    let p = lockbox_types::VirtualPath::parse(&lockbox_types::VirtualPath::root(), "/home/x.bin")
+        .unwrap();
+    assert!(admin_session
+        .open_write(&p, Default::default())
+        .is_err_and(|e| e.kind() == ErrorKind::PermissionDenied));
+    admin_session.end(serde_json::json!({}));
     let all = vault.admin_list_api_tokens(&actor, None).unwrap();
     assert_eq!(all.len(), 4);
     let alices = vault.admin_list_api_tokens(&actor, Some("alice")).unwrap();

@@ -234,32 +234,11 @@ async fn check_csrf(req: Request, expected: &str) -> Result<Request, Response> {
     Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
+/// The first value of field `name` in an urlencoded body (the same decoding axum's `Form` uses).
 fn form_urlencoded_field(body: &[u8], name: &str) -> Option<String> {
-    serde_urlencoded_pairs(body)
-        .into_iter()
+    form_urlencoded::parse(body)
         .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
-}
-
-fn serde_urlencoded_pairs(body: &[u8]) -> Vec<(String, String)> {
-    let decode = |s: &[u8]| {
-        let plus: Vec<u8> = s
-            .iter()
-            .map(|&b| if b == b'+' { b' ' } else { b })
-            .collect();
-        percent_encoding::percent_decode(&plus)
-            .decode_utf8_lossy()
-            .into_owned()
-    };
-    body.split(|&b| b == b'&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let mut it = p.splitn(2, |&b| b == b'=');
-            let k = it.next().unwrap_or_default();
-            let v = it.next().unwrap_or_default();
-            (decode(k), decode(v))
-        })
-        .collect()
+        .map(|(_, v)| v.into_owned())
 }
 
 fn is_safe(method: &Method) -> bool {
