@@ -3,45 +3,30 @@
 //! sessions and metrics.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod common;
+
 use std::net::IpAddr;
 use std::time::Duration;
 
+use common::*;
 use lockbox_types::{Door, Role, VirtualPath};
 use lockbox_vault::{
     base32_decode, totp_code, AdminActor, AuditQuery, Credential, ErrorKind, LoginAttempt,
-    PendingLogin, Principal, Refusal, TokenScopes, Vault, VaultConfig, Verdict,
+    PendingLogin, Principal, Refusal, TokenScopes, Vault, Verdict,
 };
 
-const PASSWORD: &str = "correct-horse-battery-staple";
-
 fn vault() -> (tempfile::TempDir, Vault) {
-    let dir = tempfile::tempdir().unwrap();
-    let (vault, _) = Vault::open(VaultConfig {
-        data_dir: dir.path().join("data"),
-        key_file: dir.path().join("master.key"),
-        auth: Default::default(),
-    })
-    .unwrap();
-    let cli = AdminActor::cli();
-    vault.create_org(&cli, "acme").unwrap();
-    vault
-        .create_user(&cli, "acme", "alice", Role::Transfer, Some(PASSWORD))
-        .unwrap();
-    vault
-        .create_user(&cli, "acme", "root", Role::Admin, Some(PASSWORD))
-        .unwrap();
-    (dir, vault)
+    vault_with(
+        &["acme"],
+        &[
+            ("acme", "alice", Role::Transfer),
+            ("acme", "root", Role::Admin),
+        ],
+    )
 }
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 fn attempt<'a>(user: &'a str, credential: Credential<'a>, door: Door) -> LoginAttempt<'a> {
@@ -58,21 +43,6 @@ fn password_step(vault: &Vault, user: &str) -> PendingLogin {
         Verdict::SecondFactorRequired(p) => p,
         Verdict::Accepted(_) => panic!("HTTPS password login skipped the second factor"),
         Verdict::Refused(r) => panic!("password refused: {r:?}"),
-    }
-}
-
-fn accepted(v: Verdict) -> Principal {
-    match v {
-        Verdict::Accepted(p) => p,
-        Verdict::Refused(r) => panic!("refused: {r:?}"),
-        Verdict::SecondFactorRequired(_) => panic!("second factor still required"),
-    }
-}
-
-fn refusal(v: Verdict) -> Refusal {
-    match v {
-        Verdict::Refused(r) => r,
-        _ => panic!("expected a refusal"),
     }
 }
 

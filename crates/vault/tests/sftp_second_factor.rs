@@ -3,48 +3,30 @@
 //! (not enrolled, wrong code, admin), key logins untouched, and the audit trail.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod common;
+
 use std::net::IpAddr;
 
+use common::*;
 use lockbox_types::{Door, Role};
 use lockbox_vault::{
     base32_decode, totp_code, AdminActor, AuditQuery, AuditRecordView, Credential, LoginAttempt,
-    PendingLogin, Principal, Refusal, Vault, VaultConfig, Verdict,
+    Refusal, Vault, Verdict,
 };
 
-const PASSWORD: &str = "correct-horse-battery-staple";
 const KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl alice@laptop";
 
 fn vault() -> (tempfile::TempDir, Vault) {
-    let dir = tempfile::tempdir().unwrap();
-    let (vault, _) = Vault::open(VaultConfig {
-        data_dir: dir.path().join("data"),
-        key_file: dir.path().join("master.key"),
-        auth: Default::default(),
-    })
-    .unwrap();
-    let cli = AdminActor::cli();
-    for org in ["acme", "globex"] {
-        vault.create_org(&cli, org).unwrap();
-    }
-    for (org, user, role) in [
-        ("acme", "alice", Role::Transfer),
-        ("acme", "carol", Role::Transfer),
-        ("acme", "root", Role::Admin),
-        ("globex", "bob", Role::Transfer),
-    ] {
-        vault
-            .create_user(&cli, org, user, role, Some(PASSWORD))
-            .unwrap();
-    }
-    (dir, vault)
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    vault_with(
+        &["acme", "globex"],
+        &[
+            ("acme", "alice", Role::Transfer),
+            ("acme", "carol", Role::Transfer),
+            ("acme", "root", Role::Admin),
+            ("globex", "bob", Role::Transfer),
+        ],
+    )
 }
 
 fn login(vault: &Vault, user: &str, credential: Credential<'_>, door: Door) -> Verdict {
@@ -58,29 +40,6 @@ fn login(vault: &Vault, user: &str, credential: Credential<'_>, door: Door) -> V
 
 fn sftp_password(vault: &Vault, user: &str) -> Verdict {
     login(vault, user, Credential::Password(PASSWORD), Door::Sftp)
-}
-
-fn accepted(v: Verdict) -> Principal {
-    match v {
-        Verdict::Accepted(p) => p,
-        Verdict::Refused(r) => panic!("refused: {r:?}"),
-        Verdict::SecondFactorRequired(_) => panic!("second factor still required"),
-    }
-}
-
-fn pending(v: Verdict) -> PendingLogin {
-    match v {
-        Verdict::SecondFactorRequired(p) => p,
-        Verdict::Accepted(_) => panic!("accepted without the second factor"),
-        Verdict::Refused(r) => panic!("refused: {r:?}"),
-    }
-}
-
-fn refusal(v: Verdict) -> Refusal {
-    match v {
-        Verdict::Refused(r) => r,
-        _ => panic!("expected a refusal"),
-    }
 }
 
 /// Enrols `user` through the HTTPS flow; returns the TOTP secret, the step used and recovery codes.
