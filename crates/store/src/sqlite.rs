@@ -411,6 +411,31 @@ impl SqliteStore {
         )?)
     }
 
+    /// Counts one attempt against the account *before* it is evaluated, in one statement, unless
+    /// the account is locked; the attempt that reaches `threshold` sets the lock itself. So however
+    /// many attempts run in parallel, no more than `threshold` are ever evaluated per lock period.
+    /// A successful attempt then calls `clear_login_failures`. Returns the new count, or `None`
+    /// when the account is locked (nothing counted).
+    pub fn reserve_login_attempt(
+        &self,
+        user: UserId,
+        threshold: i64,
+        lock_secs: i64,
+        now: i64,
+    ) -> Result<Option<i64>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "UPDATE users SET failed_logins = failed_logins + 1, \
+                 locked_until = CASE WHEN failed_logins + 1 >= ?2 THEN ?3 ELSE locked_until END \
+                 WHERE id = ?1 AND (locked_until IS NULL OR locked_until <= ?4) \
+                 RETURNING failed_logins",
+                params![user.0, threshold, now + lock_secs, now],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// Clears the failure counter and any lock (after a good login, or by an admin).
     pub fn clear_login_failures(&self, user: UserId) -> Result<()> {
         self.conn().execute(

@@ -84,6 +84,9 @@ pub struct PendingLogin {
     pub(crate) source: IpAddr,
     pub(crate) created: Instant,
     pub(crate) enrolled: bool,
+    /// Codes tried on this pending login, shared by its clones (a door may hand copies to
+    /// parallel requests); reserved atomically before a code is evaluated.
+    pub(crate) codes_tried: std::sync::Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl PendingLogin {
@@ -99,6 +102,12 @@ impl PendingLogin {
     }
     pub fn created(&self) -> Instant {
         self.created
+    }
+    /// True once every code this pending login allows has been tried; the door should drop it and
+    /// ask for the password again.
+    pub fn codes_exhausted(&self) -> bool {
+        self.codes_tried.load(std::sync::atomic::Ordering::SeqCst)
+            >= crate::mfa::MAX_CODES_PER_PENDING_LOGIN
     }
 }
 
@@ -124,6 +133,9 @@ pub enum Refusal {
     AccountLocked,
     AccountDisabled,
     SourceThrottled,
+    /// Too many attempts from this source are being evaluated at once (its remaining failure
+    /// budget or its share of the hashing slots); not counted as a failure.
+    SourceBusy,
     AdminOnDataDoor,
     SecondFactorInvalid,
     SecondFactorNotEnrolled,
@@ -132,6 +144,9 @@ pub enum Refusal {
     SecondFactorSetupNeeded,
     /// The pending login is older than `mfa::PENDING_LOGIN_TTL`; start again with the password.
     SecondFactorExpired,
+    /// This pending login has had its `mfa::MAX_CODES_PER_PENDING_LOGIN` codes; start again with
+    /// the password.
+    SecondFactorAttemptsExhausted,
     TokenInvalid,
     TokenExpired,
     TokenRevoked,
@@ -148,6 +163,7 @@ impl Refusal {
             Refusal::AccountLocked => "account locked after repeated failures",
             Refusal::AccountDisabled => "account disabled",
             Refusal::SourceThrottled => "source address throttled after repeated failures",
+            Refusal::SourceBusy => "too many login attempts at once from this source address",
             Refusal::AdminOnDataDoor => "admin accounts cannot use data protocols",
             Refusal::SecondFactorInvalid => "wrong or reused second-factor code",
             Refusal::SecondFactorNotEnrolled => "no second factor enrolled",
@@ -155,12 +171,21 @@ impl Refusal {
                 "second factor required but not enrolled; sign in to the web UI once to set it up"
             }
             Refusal::SecondFactorExpired => "second-factor step timed out",
+            Refusal::SecondFactorAttemptsExhausted => {
+                "too many second-factor codes for this sign-in; start again with the password"
+            }
             Refusal::TokenInvalid => "unknown or malformed API token",
             Refusal::TokenExpired => "API token expired",
             Refusal::TokenRevoked => "API token revoked",
             Refusal::TokenWrongDoor => "API tokens are only valid over HTTPS",
             Refusal::Internal => "internal error",
         }
+    }
+
+    /// True for refusals about the source address rather than the credential: the door should
+    /// say "try again later" (HTTP 429 with `Vault::source_retry_after`), not "wrong password".
+    pub fn is_source_limit(self) -> bool {
+        matches!(self, Refusal::SourceThrottled | Refusal::SourceBusy)
     }
 }
 
@@ -174,6 +199,11 @@ pub enum Verdict {
 
 /// Failed-login counters per source address, kept in memory: they only need to outlive an attack
 /// burst, and a restart forgetting them does not weaken the per-account lockout (which is stored).
+///
+/// Checking and counting are one step: an attempt is *admitted* under the lock, and while it is
+/// being evaluated it holds part of its source's budget, so however many arrive in parallel no
+/// more are evaluated than the source has failures left. A refused attempt costs a map lookup,
+/// never a password hash.
 #[derive(Default)]
 pub(crate) struct SourceThrottle {
     entries: Mutex<HashMap<IpAddr, SourceEntry>>,
@@ -183,31 +213,121 @@ struct SourceEntry {
     window_start: Instant,
     failures: u32,
     blocked_until: Option<Instant>,
+    /// Attempts admitted and not yet settled.
+    in_flight: u32,
+    /// Of those, the ones holding (or waiting for) a password-hashing slot.
+    hashing: u32,
 }
 
 /// Most addresses we track; beyond this the oldest windows are dropped, so a spray from many
 /// addresses cannot grow memory without bound.
 const MAX_TRACKED_SOURCES: usize = 100_000;
 
+/// Password hashes one source may have running or queued at once, of `MAX_CONCURRENT_HASHES`: one
+/// address then cannot occupy every slot and starve everyone else's logins. Two leaves room for
+/// a few people behind one NAT address logging in at the same moment.
+const MAX_HASHES_PER_SOURCE: u32 = 2;
+
+/// Why an attempt was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotAdmitted {
+    /// The source failed too often; blocked for this much longer.
+    Blocked(std::time::Duration),
+    /// The source's remaining budget (failures or hashing slots) is taken by attempts being
+    /// evaluated right now.
+    Busy,
+}
+
+/// An admitted attempt; dropping it settles it (a failure was counted by `fail` before that).
+pub(crate) struct SourceTicket<'a> {
+    throttle: &'a SourceThrottle,
+    ip: IpAddr,
+    hashing: bool,
+}
+
+impl Drop for SourceTicket<'_> {
+    fn drop(&mut self) {
+        let mut map = self.throttle.lock();
+        if let Some(e) = map.get_mut(&self.ip) {
+            e.in_flight = e.in_flight.saturating_sub(1);
+            if self.hashing {
+                e.hashing = e.hashing.saturating_sub(1);
+            }
+        }
+    }
+}
+
 impl SourceThrottle {
-    pub(crate) fn is_blocked(&self, ip: IpAddr) -> bool {
-        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&ip)
-            .and_then(|e| e.blocked_until)
-            .is_some_and(|until| Instant::now() < until)
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, SourceEntry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Counts a failure; returns true when this failure started a block.
-    fn fail(&self, ip: IpAddr, policy: &AuthPolicy) -> bool {
-        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+    /// Admits one attempt from `ip` (one that will hash a password if `hashes`), or says why not.
+    pub(crate) fn admit(
+        &self,
+        ip: IpAddr,
+        hashes: bool,
+        policy: &AuthPolicy,
+    ) -> std::result::Result<SourceTicket<'_>, NotAdmitted> {
+        let mut map = self.lock();
         let now = Instant::now();
         if map.len() >= MAX_TRACKED_SOURCES && !map.contains_key(&ip) {
-            map.retain(|_, e| now.duration_since(e.window_start) < policy.source_window);
+            map.retain(|_, e| {
+                e.in_flight > 0
+                    || e.blocked_until.is_some_and(|u| now < u)
+                    || now.duration_since(e.window_start) < policy.source_window
+            });
         }
         let e = map.entry(ip).or_insert(SourceEntry {
             window_start: now,
             failures: 0,
             blocked_until: None,
+            in_flight: 0,
+            hashing: 0,
+        });
+        if let Some(until) = e.blocked_until.filter(|u| now < *u) {
+            return Err(NotAdmitted::Blocked(until - now));
+        }
+        if now.duration_since(e.window_start) > policy.source_window {
+            e.window_start = now;
+            e.failures = 0;
+        }
+        if e.failures.saturating_add(e.in_flight) >= policy.source_failure_limit
+            || (hashes && e.hashing >= MAX_HASHES_PER_SOURCE)
+        {
+            return Err(NotAdmitted::Busy);
+        }
+        e.in_flight += 1;
+        if hashes {
+            e.hashing += 1;
+        }
+        Ok(SourceTicket {
+            throttle: self,
+            ip,
+            hashing: hashes,
+        })
+    }
+
+    /// How much longer `ip` is blocked, if it is.
+    pub(crate) fn blocked_for(&self, ip: IpAddr) -> Option<std::time::Duration> {
+        let now = Instant::now();
+        self.lock()
+            .get(&ip)
+            .and_then(|e| e.blocked_until)
+            .filter(|u| now < *u)
+            .map(|u| u - now)
+    }
+
+    /// Counts a failure; returns true when this failure started a block.
+    fn fail(&self, ip: IpAddr, policy: &AuthPolicy) -> bool {
+        let mut map = self.lock();
+        let now = Instant::now();
+        let e = map.entry(ip).or_insert(SourceEntry {
+            window_start: now,
+            failures: 0,
+            blocked_until: None,
+            in_flight: 0,
+            hashing: 0,
         });
         if now.duration_since(e.window_start) > policy.source_window {
             e.window_start = now;
@@ -401,13 +521,17 @@ impl Vault {
             Verdict::Refused(reason)
         };
 
-        if inner.throttle.is_blocked(attempt.source) {
-            // Still spend the hashing time so a blocked source cannot probe for user names by timing.
-            if let Credential::Password(pw) = attempt.credential {
-                inner.hashing.verify(dummy_hash(), pw);
-            }
-            return refuse(Refusal::SourceThrottled, None);
-        }
+        // Refused before the user is looked up, so refusing cheaply (no dummy hash) tells a
+        // blocked source nothing about which users exist.
+        let hashes = matches!(attempt.credential, Credential::Password(_));
+        let _ticket = match inner
+            .throttle
+            .admit(attempt.source, hashes, &inner.config.auth)
+        {
+            Ok(ticket) => ticket,
+            Err(NotAdmitted::Blocked(_)) => return refuse(Refusal::SourceThrottled, None),
+            Err(NotAdmitted::Busy) => return refuse(Refusal::SourceBusy, None),
+        };
         if let Credential::ApiToken(token) = attempt.credential {
             return self.authenticate_token(attempt, token);
         }
@@ -427,6 +551,7 @@ impl Vault {
                     .as_ref()
                     .and_then(|u| u.password_hash.as_deref())
                     .unwrap_or_else(|| dummy_hash());
+                inner.metrics.password_verified();
                 let ok = inner.hashing.verify(hash, pw);
                 ok && user.as_ref().is_some_and(|u| u.password_hash.is_some())
             }
@@ -519,6 +644,7 @@ impl Vault {
                 source: attempt.source,
                 created: Instant::now(),
                 enrolled,
+                codes_tried: Default::default(),
             });
         }
         if user.failed_logins > 0 {
@@ -558,17 +684,37 @@ impl Vault {
             now,
         ) {
             Ok((count, Some(until))) if count == policy.lockout_threshold && until > now => {
-                self.audit(
-                    Event::new(door, Action::AccountLocked, Outcome::Denied)
-                        .actor(&user.name, &user.org_name)
-                        .source(source.to_string())
-                        .target(format!("user:{}", user.name))
-                        .detail(json!({"failed_logins": count, "locked_until": until})),
-                );
+                self.audit_account_locked(user, door, source, count);
             }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "could not record a login failure"),
         }
+    }
+
+    pub(crate) fn audit_account_locked(
+        &self,
+        user: &UserRow,
+        door: Door,
+        source: IpAddr,
+        count: i64,
+    ) {
+        let until = now_unix() + self.inner.config.auth.lockout_duration.as_secs() as i64;
+        self.audit(
+            Event::new(door, Action::AccountLocked, Outcome::Denied)
+                .actor(&user.name, &user.org_name)
+                .source(source.to_string())
+                .target(format!("user:{}", user.name))
+                .detail(json!({"failed_logins": count, "locked_until": until})),
+        );
+    }
+
+    /// How long a door should tell `source` to wait before trying again: the rest of its block,
+    /// or a second while it is merely busy.
+    pub fn source_retry_after(&self, source: IpAddr) -> std::time::Duration {
+        self.inner
+            .throttle
+            .blocked_for(source)
+            .unwrap_or(std::time::Duration::from_secs(1))
     }
 
     pub(crate) fn note_source_failure(&self, door: Door, source: IpAddr) {
@@ -636,6 +782,43 @@ mod tests {
         assert!(check_password_strength("alice", "aaaaaaaaaaaaaaa", &p).is_err());
         assert!(check_password_strength("alice", "password1234", &p).is_err());
         assert!(check_password_strength("alice", "correct-horse-battery", &p).is_ok());
+    }
+
+    #[test]
+    fn admission_counts_in_flight_attempts_and_hashing_shares() {
+        let t = SourceThrottle::default();
+        let policy = AuthPolicy {
+            source_failure_limit: 4,
+            ..AuthPolicy::default()
+        };
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let h1 = t.admit(a, true, &policy).unwrap();
+        let h2 = t.admit(a, true, &policy).unwrap();
+        assert_eq!(t.admit(a, true, &policy).err(), Some(NotAdmitted::Busy));
+        // Another source has its own share; a key login from the first needs no hashing slot.
+        let other = t.admit(b, true, &policy).unwrap();
+        let key = t.admit(a, false, &policy).unwrap();
+        drop(h1);
+        let h3 = t.admit(a, true, &policy).unwrap();
+        // Three in flight plus one failure use the whole budget of four.
+        assert!(!t.fail(a, &policy));
+        assert_eq!(t.admit(a, false, &policy).err(), Some(NotAdmitted::Busy));
+        drop((h2, h3, key, other));
+        // Settled without failing: the budget is back, minus the one failure.
+        let x: Vec<_> = (0..3)
+            .map(|_| t.admit(a, false, &policy).unwrap())
+            .collect();
+        assert_eq!(t.admit(a, false, &policy).err(), Some(NotAdmitted::Busy));
+        drop(x);
+        for _ in 0..3 {
+            t.fail(a, &policy);
+        }
+        assert!(matches!(
+            t.admit(a, false, &policy).err(),
+            Some(NotAdmitted::Blocked(_))
+        ));
+        assert!(t.blocked_for(a).is_some() && t.blocked_for(b).is_none());
     }
 
     #[test]

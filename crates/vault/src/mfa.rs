@@ -19,7 +19,9 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::admin::AdminActor;
-use crate::auth::{PendingLogin, Principal, Refusal, Verdict};
+use std::sync::atomic::Ordering::SeqCst;
+
+use crate::auth::{NotAdmitted, PendingLogin, Principal, Refusal, Verdict};
 use crate::error::{Result, VaultError};
 use crate::Vault;
 
@@ -36,6 +38,25 @@ const RECOVERY_ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 const BASE32_ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 /// Longest input treated as a code at all; anything longer is simply wrong.
 const MAX_CODE_INPUT: usize = 64;
+/// Codes evaluated on one pending login before the password must be entered again (each also
+/// counts toward the account lockout). Reserved atomically, so parallel requests cannot exceed it.
+pub const MAX_CODES_PER_PENDING_LOGIN: u32 = 3;
+
+/// A code admitted for evaluation: it holds its place in the source's budget, and it has already
+/// been counted against the pending login and the account (`count` is the account's new count).
+struct CodeAttempt<'a> {
+    _source: crate::auth::SourceTicket<'a>,
+    count: i64,
+    pending_codes: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl CodeAttempt<'_> {
+    /// A right code gives its place back: the pending-login limit is on wrong codes, and it is
+    /// reserved up front only so parallel requests cannot overrun it.
+    fn succeeded(self) {
+        self.pending_codes.fetch_sub(1, SeqCst);
+    }
+}
 
 /// What an authenticator app needs to be set up. Shown once, during enrolment.
 #[derive(Debug, Clone)]
@@ -203,7 +224,7 @@ impl Vault {
 
     /// The pending login's user as stored now, if the login may still proceed.
     fn pending_user(&self, pending: &PendingLogin) -> std::result::Result<UserRow, Refusal> {
-        if self.inner.throttle.is_blocked(pending.source) {
+        if self.inner.throttle.blocked_for(pending.source).is_some() {
             return Err(Refusal::SourceThrottled);
         }
         if pending.created.elapsed() > PENDING_LOGIN_TTL {
@@ -244,16 +265,73 @@ impl Vault {
         Verdict::Refused(reason)
     }
 
-    /// A wrong code: counted like a wrong password, against the account and the source.
+    /// Admits one code for evaluation, counting it first, each in one atomic step: against the
+    /// source (`SourceThrottle::admit`), this pending login (`MAX_CODES_PER_PENDING_LOGIN`) and the
+    /// account (`reserve_login_attempt`, which sets the lock when the threshold is reached). So 50
+    /// codes sent in parallel get at most as many evaluations as the limits allow; the rest are
+    /// refused without looking at the code.
+    fn admit_code(
+        &self,
+        pending: &PendingLogin,
+        user: &UserRow,
+        method: &str,
+    ) -> std::result::Result<CodeAttempt<'_>, Verdict> {
+        let policy = &self.inner.config.auth;
+        let source = match self.inner.throttle.admit(pending.source, false, policy) {
+            Ok(t) => t,
+            Err(NotAdmitted::Blocked(_)) => {
+                return Err(self.refuse_pending(pending, Refusal::SourceThrottled, method))
+            }
+            Err(NotAdmitted::Busy) => {
+                return Err(self.refuse_pending(pending, Refusal::SourceBusy, method))
+            }
+        };
+        let reserved = pending.codes_tried.fetch_update(SeqCst, SeqCst, |n| {
+            (n < MAX_CODES_PER_PENDING_LOGIN).then_some(n + 1)
+        });
+        if reserved.is_err() {
+            return Err(self.refuse_pending(
+                pending,
+                Refusal::SecondFactorAttemptsExhausted,
+                method,
+            ));
+        }
+        match self.inner.store.reserve_login_attempt(
+            user.id,
+            policy.lockout_threshold,
+            policy.lockout_duration.as_secs() as i64,
+            now_unix(),
+        ) {
+            Ok(Some(count)) => Ok(CodeAttempt {
+                _source: source,
+                count,
+                pending_codes: pending.codes_tried.clone(),
+            }),
+            Ok(None) => Err(self.refuse_pending(pending, Refusal::AccountLocked, method)),
+            Err(e) => {
+                tracing::error!(error = %e, "could not count a second-factor attempt");
+                Err(self.refuse_pending(pending, Refusal::Internal, method))
+            }
+        }
+    }
+
+    /// A wrong code: counted like a wrong password, against the source; the account already
+    /// counted it when it was admitted, and locked itself if this was the attempt that reached the
+    /// threshold.
     fn second_factor_failure(
         &self,
         pending: &PendingLogin,
         user: &UserRow,
         method: &str,
+        attempt: CodeAttempt<'_>,
     ) -> Verdict {
         self.note_source_failure(pending.door, pending.source);
         let verdict = self.refuse_pending(pending, Refusal::SecondFactorInvalid, method);
-        self.record_account_failure(user, pending.door, pending.source);
+        let policy = &self.inner.config.auth;
+        if attempt.count == policy.lockout_threshold {
+            self.audit_account_locked(user, pending.door, pending.source, attempt.count);
+        }
+        drop(attempt);
         verdict
     }
 
@@ -264,10 +342,9 @@ impl Vault {
         method: &str,
         extra: serde_json::Value,
     ) -> Verdict {
-        if user.failed_logins > 0 {
-            if let Err(e) = self.inner.store.clear_login_failures(user.id) {
-                tracing::error!(error = %e, "could not reset the failure counter");
-            }
+        // Always: the attempt was counted when it was admitted, whatever the row said before.
+        if let Err(e) = self.inner.store.clear_login_failures(user.id) {
+            tracing::error!(error = %e, "could not reset the failure counter");
         }
         let mut detail = json!({ "method": method });
         if let (Some(d), Some(extra)) = (detail.as_object_mut(), extra.as_object()) {
@@ -304,6 +381,10 @@ impl Vault {
         let Some(totp) = totp else {
             return self.refuse_pending(pending, Refusal::SecondFactorNotEnrolled, "totp");
         };
+        let attempt = match self.admit_code(pending, &user, "totp") {
+            Ok(a) => a,
+            Err(refused) => return refused,
+        };
         let code = code.get(..MAX_CODE_INPUT).unwrap_or(code);
         if let Some(digits) = totp_digits(code) {
             let secret = match self.open_totp_secret(&user, &totp.secret_sealed) {
@@ -318,7 +399,8 @@ impl Vault {
             // only one advances the step.
             match step.map(|s| self.inner.store.advance_totp_step(user.id, s)) {
                 Some(Ok(true)) => {
-                    return self.accept_second_factor(pending, user, "password+totp", json!({}))
+                    attempt.succeeded();
+                    return self.accept_second_factor(pending, user, "password+totp", json!({}));
                 }
                 Some(Err(e)) => {
                     tracing::error!(error = %e, "could not record the TOTP step");
@@ -326,7 +408,7 @@ impl Vault {
                 }
                 Some(Ok(false)) | None => {}
             }
-            return self.second_factor_failure(pending, &user, "totp");
+            return self.second_factor_failure(pending, &user, "totp", attempt);
         }
         if let Some(norm) = normalize_recovery_code(code) {
             let mac = self.recovery_mac(&user, &norm);
@@ -336,6 +418,7 @@ impl Vault {
                 .use_recovery_code(user.id, &mac, now_unix())
             {
                 Ok(true) => {
+                    attempt.succeeded();
                     let left = self.inner.store.recovery_codes_left(user.id).unwrap_or(0);
                     return self.accept_second_factor(
                         pending,
@@ -350,9 +433,9 @@ impl Vault {
                     return self.refuse_pending(pending, Refusal::Internal, "recovery_code");
                 }
             }
-            return self.second_factor_failure(pending, &user, "recovery_code");
+            return self.second_factor_failure(pending, &user, "recovery_code", attempt);
         }
-        self.second_factor_failure(pending, &user, "totp")
+        self.second_factor_failure(pending, &user, "totp", attempt)
     }
 
     /// Starts TOTP enrolment for a user without one: a new secret, stored sealed and inactive until
@@ -417,11 +500,18 @@ impl Vault {
                 ))
             }
         };
+        let attempt = match self.admit_code(pending, &user, "totp") {
+            Ok(a) => a,
+            Err(refused) => return Ok((refused, vec![])),
+        };
         let secret = self.open_totp_secret(&user, &totp.secret_sealed)?;
         let step = totp_digits(code.get(..MAX_CODE_INPUT).unwrap_or(code))
             .and_then(|digits| matching_step(&secret, &digits, unix_now(), totp.last_step));
         let Some(step) = step else {
-            return Ok((self.second_factor_failure(pending, &user, "totp"), vec![]));
+            return Ok((
+                self.second_factor_failure(pending, &user, "totp", attempt),
+                vec![],
+            ));
         };
         let (codes, macs) = self.new_recovery_codes(&user);
         if !self
@@ -440,6 +530,7 @@ impl Vault {
                 .target(format!("user:{}", user.name))
                 .detail(json!({ "recovery_codes": codes.len() })),
         )?;
+        attempt.succeeded();
         Ok((
             self.accept_second_factor(pending, user, "password+totp", json!({ "enrolled": true })),
             codes,

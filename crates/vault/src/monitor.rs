@@ -68,9 +68,16 @@ pub struct Metrics {
     bytes_uploaded: AtomicU64,
     downloads: AtomicU64,
     bytes_downloaded: AtomicU64,
+    password_verifications: AtomicU64,
 }
 
 impl Metrics {
+    /// Counts one Argon2 verification (a real or a dummy hash): the expensive part of a login, so
+    /// an operator can see a flood's cost and a test can see a refusal was cheap.
+    pub(crate) fn password_verified(&self) {
+        self.password_verifications.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts a verdict. The CLI does not log in over a door, so it has no counter.
     pub(crate) fn login(&self, door: Door, ok: bool) {
         let counter = match (door, ok) {
@@ -107,6 +114,7 @@ pub struct MetricsSnapshot {
     pub bytes_downloaded: u64,
     pub active_sessions_sftp: u64,
     pub active_sessions_https: u64,
+    pub password_verifications: u64,
 }
 
 impl MetricsSnapshot {
@@ -150,6 +158,12 @@ impl MetricsSnapshot {
                 "counter",
                 "Plaintext bytes sent by downloads.",
                 vec![("", self.bytes_downloaded)],
+            ),
+            (
+                "lockbox_password_verifications_total",
+                "counter",
+                "Argon2id password verifications run (dummy ones for unknown users included).",
+                vec![("", self.password_verifications)],
             ),
             (
                 "lockbox_active_sessions",
@@ -256,6 +270,7 @@ impl Vault {
             bytes_downloaded: get(&m.bytes_downloaded),
             active_sessions_sftp: sftp,
             active_sessions_https: https,
+            password_verifications: get(&m.password_verifications),
         }
     }
 }

@@ -141,6 +141,12 @@ fn totp_enrolment_login_replay_and_recovery() {
     assert_eq!(vault.recovery_codes_left(&alice).unwrap(), 9);
     let fresh = vault.regenerate_recovery_codes(&alice).unwrap();
     assert_eq!(vault.recovery_codes_left(&alice).unwrap(), 10);
+    // That pending login has had its three wrong codes; the next one is refused unevaluated.
+    assert_eq!(
+        refusal(vault.complete_second_factor(&pending, &fresh[0])),
+        Refusal::SecondFactorAttemptsExhausted
+    );
+    let mut pending = password_step(&vault, "alice");
     assert_eq!(
         refusal(vault.complete_second_factor(&pending, &codes[4])),
         Refusal::SecondFactorInvalid,
@@ -148,9 +154,15 @@ fn totp_enrolment_login_replay_and_recovery() {
     );
     accepted(vault.complete_second_factor(&pending, &fresh[0]));
 
-    // Wrong codes share the password lockout.
-    for _ in 0..5 {
-        refusal(vault.complete_second_factor(&pending, "000000x"));
+    // Wrong codes share the password lockout (three per pending login, five per account).
+    for i in 0..5 {
+        if i == 2 {
+            pending = password_step(&vault, "alice");
+        }
+        assert_eq!(
+            refusal(vault.complete_second_factor(&pending, "000000x")),
+            Refusal::SecondFactorInvalid
+        );
     }
     assert_eq!(
         refusal(vault.complete_second_factor(&pending, &fresh[1])),
