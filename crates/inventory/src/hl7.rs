@@ -666,8 +666,7 @@ fn parse_dg1(seg: &[u8], d: &Delims) -> Option<String> {
 mod tests {
     use super::*;
 
-    const FIXTURE: &str =
-        include_str!("../../../../shared/reference/fixtures/adt-a04-one-patient.hl7");
+    const FIXTURE: &str = include_str!("../tests/fixtures/adt-a04-one-patient.hl7");
     const TODAY: (u16, u8, u8) = (2026, 11, 25);
 
     fn run_chunks(data: &[u8], chunk: usize) -> (Vec<Person>, ParseOutcome) {

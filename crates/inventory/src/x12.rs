@@ -1113,8 +1113,7 @@ mod tests {
 
     use super::*;
 
-    const FIXTURE: &str =
-        include_str!("../../../../shared/reference/fixtures/enrollment-834-two-members.x12");
+    const FIXTURE: &str = include_str!("../tests/fixtures/enrollment-834-two-members.x12");
     const TODAY: (u16, u8, u8) = (2026, 11, 25);
 
     fn run_chunks(data: &[u8], chunk: impl Fn(usize) -> usize) -> (Vec<Person>, ParseOutcome) {

@@ -18,10 +18,7 @@ use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::{Date, OffsetDateTime};
 
-const FIXTURES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/reference/fixtures"
-);
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../inventory/tests/fixtures");
 const X12: &str = "enrollment-834-two-members.x12";
 const HL7: &str = "adt-a04-one-patient.hl7";
 

@@ -8,10 +8,7 @@ mod common;
 
 use common::*;
 
-const FIXTURES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/reference/fixtures"
-);
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../inventory/tests/fixtures");
 
 fn fixture(name: &str) -> std::path::PathBuf {
     std::path::Path::new(FIXTURES).join(name)
@@ -123,7 +120,7 @@ fn unreadable_content_never_blocks_an_upload_and_is_opaque() {
     );
     assert_eq!(
         std::fs::read(s.dir.path().join("cut.back")).unwrap(),
-        full[..full.len() / 2].as_bytes()
+        &full.as_bytes()[..full.len() / 2]
     );
     assert_eq!(show(&s, "acme/home.alice/msg.asc")["status"], "opaque");
     assert_eq!(show(&s, "acme/home.alice/garbage.bin")["status"], "opaque");
