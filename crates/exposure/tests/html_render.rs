@@ -14,6 +14,20 @@ use lockbox_exposure::*;
 const HOSTILE_FILE: &str = "<script>alert(1)</script>.csv";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
+/// Fails the test (never skips, CI or not) unless `path` is an executable, naming the tool and how to
+/// install it. A small copy of `require` in crates/lockbox/tests/common (there is no shared test crate).
+fn require_tool(path: &str, what: &str, install: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let ok =
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    assert!(
+        ok,
+        "\n\nMISSING TOOL: this test needs {what} ({path}), which is not installed on this machine.\n\
+         Run `./.ci/run` (it installs everything the tests need, then runs the suite), or install it by hand: \
+         `{install}`.\n"
+    );
+}
+
 fn file(id: i64, folder: &str, path: &str, status: &str, reason: Option<&str>) -> FileEntry {
     FileEntry {
         file_id: id,
@@ -453,10 +467,10 @@ fn html_is_escaped_and_self_contained() {
 
 #[test]
 fn html_renders_in_headless_chromium() {
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: this test screenshots the report with headless Chromium; \
-         .ci/run installs it (apt-get install -y --no-install-recommends chromium)"
+    require_tool(
+        CHROMIUM,
+        "headless Chromium (to screenshot the report)",
+        "apt-get install --no-install-recommends chromium",
     );
     let dir = artifact_dir();
     let html_path = dir.join("exposure-report-render.html");

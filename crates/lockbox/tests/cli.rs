@@ -212,7 +212,7 @@ fn key_file_errors() {
     // ssh-rsa shorter than 2048 bits is refused.
     let weak = tmp.join("k").join("rsa1024");
     let o = run_with_timeout(
-        Command::new("/usr/bin/ssh-keygen")
+        tool_command(&SSH_KEYGEN)
             .args(["-q", "-N", "", "-t", "rsa", "-b", "1024", "-f"])
             .arg(&weak),
         None,
@@ -288,9 +288,7 @@ fn key_list_and_remove_by_fingerprint() {
     let s = TestServer::start();
     let key = s.setup_acme_alice();
     let o = run_with_timeout(
-        Command::new("/usr/bin/ssh-keygen")
-            .arg("-lf")
-            .arg(pub_path(&key)),
+        tool_command(&SSH_KEYGEN).arg("-lf").arg(pub_path(&key)),
         None,
         CHILD_TIMEOUT,
     );

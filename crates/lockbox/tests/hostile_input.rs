@@ -722,7 +722,7 @@ fn silent_preauth_connections_from_the_same_address_are_evicted() {
 
 /// `ssh` with this harness' isolation options, public-key auth as `alice`, and the given multiplexing options.
 fn mux_ssh(port: u16, key: &Path, mux: &[&str]) -> std::process::Command {
-    let mut cmd = std::process::Command::new("/usr/bin/ssh");
+    let mut cmd = tool_command(&SSH);
     cmd.env_remove("SSH_AUTH_SOCK");
     cmd.args([
         "-F",

@@ -219,7 +219,7 @@ fn one_connection_gets_at_most_three_codes() {
     .unwrap();
     let batch = d.path().join("batch");
     std::fs::write(&batch, "pwd\n").unwrap();
-    let mut cmd = std::process::Command::new("/usr/bin/sftp");
+    let mut cmd = tool_command(&SFTP);
     cmd.env_remove("SSH_AUTH_SOCK")
         .env("SSH_ASKPASS", &askpass)
         .env("SSH_ASKPASS_REQUIRE", "force")

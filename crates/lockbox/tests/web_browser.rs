@@ -8,7 +8,7 @@
 //!
 //! Needs `/usr/bin/chromium`, `node` and `tests/e2e/node_modules/playwright-core` (`.ci/run` installs all
 //! three; by hand: `apt-get install chromium nodejs npm`, then `npm ci` in `crates/lockbox/tests/e2e`).
-//! Without them the test fails under CI (`CI` set) and is skipped, loudly, otherwise.
+//! Without them the test fails, saying what is missing and how to install it (it never skips, CI or not).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use common::*;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
 const ADMIN: &str = "root-admin";
 const PARTNER: &str = "alice";
 const UPLOAD_NAME: &str = "claims-2026-q3-upload.bin";
@@ -40,35 +39,38 @@ fn artifact_dir() -> PathBuf {
     dir
 }
 
-fn node_version() -> Option<String> {
-    let o = Command::new("node")
+/// Chromium, node (>= 18) and playwright-core, or a failure naming the missing one and how to install it.
+/// Returns (chromium, node).
+fn require_prerequisites() -> (PathBuf, PathBuf) {
+    let chromium = require(&CHROMIUM);
+    let node = require(&NODE);
+    let o = Command::new(&node)
         .arg("--version")
         .stdin(Stdio::null())
         .output()
-        .ok()?;
-    o.status
-        .success()
-        .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
-}
-
-/// What the browser test needs and is missing (empty when it can run).
-fn missing_prerequisites() -> Vec<String> {
-    let mut missing = Vec::new();
-    if !Path::new(CHROMIUM).exists() {
-        missing.push(format!("{CHROMIUM} (apt-get install chromium)"));
-    }
-    if node_version().is_none() {
-        missing.push("node on PATH (apt-get install nodejs npm)".into());
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", node.display()));
+    let version = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let major = version
+        .strip_prefix('v')
+        .and_then(|v| v.split('.').next())
+        .and_then(|m| m.parse::<u32>().ok());
+    if !o.status.success() || major.is_none_or(|m| m < 18) {
+        missing_tool(
+            &format!(
+                "Node.js >= 18 (playwright-core needs it; {} --version said {version:?})",
+                node.display()
+            ),
+            NODE.install,
+        );
     }
     let pw = e2e_dir().join("node_modules/playwright-core/package.json");
     if !pw.exists() {
-        missing.push(format!(
-            "{} (run `npm ci` in {})",
-            pw.parent().unwrap().display(),
-            e2e_dir().display()
-        ));
+        missing_tool(
+            &format!("playwright-core from npm ({} is missing)", pw.display()),
+            &format!("cd {} && npm ci", e2e_dir().display()),
+        );
     }
-    missing
+    (chromium, node)
 }
 
 /// The HTTPS door's port, from the line `lockbox serve` prints (read from the log, so this test does not
@@ -85,27 +87,9 @@ fn https_port(server: &TestServer) -> u16 {
         .unwrap_or_else(|| panic!("lockbox serve did not print '{PREFIX}PORT'; it said:\n{log}"))
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
-}
-
 #[test]
 fn browser_enrol_upload_download_and_audit() {
-    let missing = missing_prerequisites();
-    if !missing.is_empty() {
-        let what = missing.join("\n  - ");
-        assert!(
-            !in_ci(),
-            "the browser end-to-end test cannot run; missing:\n  - {what}\n.ci/run installs these"
-        );
-        eprintln!(
-            "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-             !!! SKIPPED web_browser: the HTTPS door was NOT tested in a browser. Missing:\n  - {what}\n\
-             !!! Run .ci/run (or install them) to run it; under CI this is a failure.\n\
-             !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-        );
-        return;
-    }
+    let (chromium, node) = require_prerequisites();
     let _heavy = heavy_lock();
 
     let mut server = TestServer::start();
@@ -128,7 +112,7 @@ fn browser_enrol_upload_download_and_audit() {
         }
     }
 
-    let mut cmd = Command::new("node");
+    let mut cmd = Command::new(node);
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("LOCKBOX_") {
             cmd.env_remove(&k);
@@ -147,7 +131,7 @@ fn browser_enrol_upload_download_and_audit() {
         .env("LOCKBOX_E2E_UPLOAD", &upload)
         .env("LOCKBOX_E2E_ARTIFACTS", &artifacts)
         .env("LOCKBOX_E2E_DOWNLOADS", &downloads)
-        .env("LOCKBOX_E2E_CHROMIUM", CHROMIUM);
+        .env("LOCKBOX_E2E_CHROMIUM", &chromium);
     let out = run_with_timeout(&mut cmd, None, BROWSER_TIMEOUT);
     let stdout = stdout_of(&out);
     println!("--- browser_flow.mjs stdout ---\n{stdout}");

@@ -32,10 +32,95 @@ pub const CHILD_TIMEOUT: Duration = Duration::from_secs(120);
 pub const BIG_TIMEOUT: Duration = Duration::from_secs(300);
 pub const MIB: usize = 1024 * 1024;
 
-const SSH_BIN: &str = "/usr/bin/ssh";
-const SFTP_BIN: &str = "/usr/bin/sftp";
-const SCP_BIN: &str = "/usr/bin/scp";
-const SSH_KEYGEN_BIN: &str = "/usr/bin/ssh-keygen";
+// ---------------------------------------------------------------------------------------------------------------
+// External tools
+// ---------------------------------------------------------------------------------------------------------------
+
+/// An external program the tests drive. `./.ci/run` installs every one of them when missing. A test whose
+/// tool is missing fails (see [`require`]), with or without `CI` set: it never skips.
+pub struct Tool {
+    /// Absolute path, or a bare name looked up on `PATH`.
+    pub program: &'static str,
+    /// What it is, for the failure message.
+    pub what: &'static str,
+    /// How to install it by hand on Debian.
+    pub install: &'static str,
+}
+
+pub const SSH: Tool = Tool {
+    program: "/usr/bin/ssh",
+    what: "the OpenSSH client (ssh)",
+    install: "apt-get install openssh-client",
+};
+pub const SFTP: Tool = Tool {
+    program: "/usr/bin/sftp",
+    what: "the OpenSSH sftp client",
+    install: "apt-get install openssh-client",
+};
+pub const SCP: Tool = Tool {
+    program: "/usr/bin/scp",
+    what: "the OpenSSH scp client",
+    install: "apt-get install openssh-client",
+};
+pub const SSH_KEYGEN: Tool = Tool {
+    program: "/usr/bin/ssh-keygen",
+    what: "OpenSSH's ssh-keygen",
+    install: "apt-get install openssh-client",
+};
+pub const CURL: Tool = Tool {
+    program: "/usr/bin/curl",
+    what: "the curl HTTP client",
+    install: "apt-get install curl",
+};
+pub const CHROMIUM: Tool = Tool {
+    program: "/usr/bin/chromium",
+    what: "headless Chromium",
+    install: "apt-get install --no-install-recommends chromium",
+};
+pub const NODE: Tool = Tool {
+    program: "node",
+    what: "Node.js >= 18 (runs playwright-core)",
+    install: "apt-get install nodejs npm",
+};
+
+/// Fails the test, saying what is missing and how to install it.
+pub fn missing_tool(what: &str, install: &str) -> ! {
+    panic!(
+        "\n\nMISSING TOOL: this test needs {what}, which is not installed on this machine.\n\
+         Run `./.ci/run` (it installs everything the tests need, then runs the suite), or install it by hand: \
+         `{install}`.\n"
+    )
+}
+
+/// The tool's path; fails the test (naming the tool and how to install it) if it is not there.
+pub fn require(tool: &Tool) -> PathBuf {
+    let found = if tool.program.contains('/') {
+        Some(PathBuf::from(tool.program)).filter(|p| is_executable(p))
+    } else {
+        std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|d| d.join(tool.program))
+                .find(|p| is_executable(p))
+        })
+    };
+    found.unwrap_or_else(|| {
+        let where_ = if tool.program.contains('/') {
+            tool.program.to_string()
+        } else {
+            format!("`{}` on PATH", tool.program)
+        };
+        missing_tool(&format!("{} ({where_})", tool.what), tool.install)
+    })
+}
+
+/// A command for `tool`, after [`require`] checked it is installed.
+pub fn tool_command(tool: &Tool) -> Command {
+    Command::new(require(tool))
+}
+
+fn is_executable(p: &Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Process helpers
@@ -60,8 +145,10 @@ fn spawn_reader<R: Read + Send + 'static>(mut r: R) -> Receiver<Vec<u8>> {
 /// Kills a whole process group (the child was started with `process_group(0)`, so its pgid is its pid).
 /// Only called while the child has not been reaped yet, so the pgid cannot have been reused.
 fn kill_group(pid: u32, signal: &str) {
-    let _ = Command::new("kill")
-        .args([signal, "--", &format!("-{pid}")])
+    // The shell's builtin `kill` (so no procps package is needed); `-PID` names the process group.
+    let _ = Command::new("/bin/sh")
+        .args(["-c", &format!("kill {signal} -{pid}")])
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
@@ -340,8 +427,10 @@ impl TestServer {
     /// Graceful stop: SIGTERM, wait up to 10 s, then SIGKILL. Returns the exit status.
     pub fn stop(&mut self) -> Option<ExitStatus> {
         let mut c = self.child.take()?;
-        let _ = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
+        // The shell's builtin `kill`, so no procps package is needed.
+        let _ = Command::new("/bin/sh")
+            .args(["-c", &format!("kill -TERM {}", c.id())])
+            .stdin(Stdio::null())
             .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -559,7 +648,7 @@ pub fn keygen_named(dir: &Path, name: &str, kind: &str) -> PathBuf {
     let path = dir.join(name);
     let _ = std::fs::remove_file(&path);
     let _ = std::fs::remove_file(pub_path(&path));
-    let mut cmd = Command::new(SSH_KEYGEN_BIN);
+    let mut cmd = tool_command(&SSH_KEYGEN);
     cmd.args(["-q", "-N", "", "-t", kind]);
     if kind == "rsa" {
         cmd.args(["-b", "3072"]);
@@ -770,7 +859,7 @@ fn sftp_command(
     batch_file: &Path,
     extra: &[&str],
 ) -> (Command, AuthGuard) {
-    let mut cmd = Command::new(SFTP_BIN);
+    let mut cmd = tool_command(&SFTP);
     cmd.args(common_opts());
     let guard = apply_auth(&mut cmd, auth);
     cmd.args(extra);
@@ -887,7 +976,7 @@ impl Drop for BackgroundSftp {
 
 /// `scp -P port [auth] from to` (remote spelled `user@127.0.0.1:/path`, see [`remote`]).
 pub fn scp(port: u16, auth: Auth, from: &str, to: &str) -> Output {
-    let mut cmd = Command::new(SCP_BIN);
+    let mut cmd = tool_command(&SCP);
     cmd.args(common_opts());
     let _g = apply_auth(&mut cmd, auth);
     cmd.arg("-P").arg(port.to_string()).arg(from).arg(to);
@@ -899,7 +988,7 @@ pub fn remote(user: &str, path: &str) -> String {
 }
 
 fn ssh_subsystem_command(port: u16, user: &str, key: &Path) -> Command {
-    let mut cmd = Command::new(SSH_BIN);
+    let mut cmd = tool_command(&SSH);
     cmd.args(common_opts());
     cmd.env_remove("SSH_AUTH_SOCK");
     cmd.arg("-i").arg(key).args([
@@ -933,11 +1022,8 @@ pub fn ssh_subsystem_raw(
     let _ = raw.send(bytes);
     let mut got = Vec::new();
     let deadline = Instant::now() + CHILD_TIMEOUT;
-    loop {
-        match raw.rx.recv_timeout(settle) {
-            Ok(chunk) => got.extend_from_slice(&chunk),
-            Err(_) => break,
-        }
+    while let Ok(chunk) = raw.rx.recv_timeout(settle) {
+        got.extend_from_slice(&chunk);
         if Instant::now() > deadline {
             break;
         }

@@ -6,13 +6,11 @@
 //! that provokes the per-source login throttle does not lock the rest of the test out.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::{describe, run_with_timeout, TestServer};
+use super::{describe, run_with_timeout, tool_command, TestServer, CURL};
 
-pub const CURL_BIN: &str = "/usr/bin/curl";
 /// Default `--max-time` of one request.
 pub const REQUEST_SECS: u64 = 60;
 
@@ -104,7 +102,7 @@ pub fn curl_raw(args: &[String], max_secs: u64) -> Resp {
         .unwrap();
     let hdr = d.path().join("headers");
     let body = d.path().join("body");
-    let mut cmd = Command::new(CURL_BIN);
+    let mut cmd = tool_command(&CURL);
     cmd.args(["-sS", "--path-as-is", "--max-time", &max_secs.to_string()])
         .arg("-D")
         .arg(&hdr)
