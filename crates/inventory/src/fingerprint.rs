@@ -227,6 +227,7 @@ impl std::hash::Hasher for FingerprintHasher {
 pub type FingerprintHashBuilder = std::hash::BuildHasherDefault<FingerprintHasher>;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::model::Name;

@@ -60,9 +60,12 @@ fn ymd(d: (u16, u8, u8)) -> String {
     format!("{:04}{:02}{:02}", d.0, d.1, d.2)
 }
 
+/// (last name, first name, date of birth), normalized.
+type NameDob = (String, String, (u16, u8, u8));
+
 struct Index {
     ssn: HashMap<String, usize>,
-    name_dob: HashMap<(String, String, (u16, u8, u8)), usize>,
+    name_dob: HashMap<NameDob, usize>,
     ids: HashMap<String, usize>,
 }
 

@@ -177,6 +177,7 @@ impl fmt::Display for VirtualPath {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
