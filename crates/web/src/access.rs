@@ -76,6 +76,21 @@ pub fn refuse(path: &str, status: StatusCode, detail: &str) -> Response {
     }
 }
 
+/// 429 with `Retry-After` for a source that is throttled (or has too many logins in progress): the
+/// caller's credential may be fine, so saying "refused" would send them looking for the wrong fault.
+pub fn too_many_attempts(path: &str, retry_after: std::time::Duration) -> Response {
+    let secs = retry_after.as_secs().max(1);
+    let mut resp = refuse(
+        path,
+        StatusCode::TOO_MANY_REQUESTS,
+        &format!("too many failed sign-ins from your address; try again in {secs} s"),
+    );
+    if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
 fn peer_ip(req: &Request) -> std::net::IpAddr {
     req.extensions()
         .get::<PeerAddr>()
@@ -138,6 +153,12 @@ async fn identify(
         .await;
         let principal = match verdict {
             Ok(Verdict::Accepted(p)) => p,
+            Ok(Verdict::Refused(reason)) if reason.is_source_limit() => {
+                return Found::Refused(too_many_attempts(
+                    &path,
+                    state.vault.source_retry_after(source),
+                ))
+            }
             _ => {
                 return Found::Refused(refuse(
                     &path,
@@ -285,6 +306,11 @@ pub async fn enforce(
             "request body too large",
         );
     }
+    // Anyone may send these bodies before signing in, so they must also keep up a minimum rate.
+    let req = match access {
+        Access::Public | Access::LoginStep => req.map(crate::body_guard::unauthenticated),
+        Access::Any | Access::Transfer | Access::Admin => req,
+    };
     match access {
         Access::Public => {
             if !is_safe(req.method()) && cross_site(req.headers()) {

@@ -11,6 +11,8 @@
 mod access;
 mod api;
 mod assets;
+mod body_guard;
+mod connections;
 mod error;
 mod exposure;
 mod headers;

@@ -1,31 +1,31 @@
-//! The listener: accepts TCP, caps connections, runs the TLS handshake under a deadline, and serves
-//! HTTP/1.1 with bounded headers (ALPN offers only http/1.1; the HTTP/2 limits below bind clients that
-//! speak it by prior knowledge). The peer's address comes from the socket only (never
-//! from `Host`, `X-Forwarded-For` or any other header).
+//! The listener: accepts TCP, gives each connection a slot (global cap, per-source cap, fair share:
+//! `connections`), runs the TLS handshake under a deadline, serves HTTP/1.1 only with bounded heads
+//! and deadlines on bodies (`body_guard`), and closes with a lingering close so a peer still sending
+//! reads our answer instead of a reset. The peer's address comes from the socket only (never from
+//! `Host`, `X-Forwarded-For` or any other header).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use lockbox_vault::Vault;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use crate::body_guard;
+use crate::connections::{ConnectionTable, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_SOURCE};
 use crate::error::WebError;
 use crate::state::AppState;
 use crate::tls::{self, CertificateReport};
 
 pub const DEFAULT_HTTPS_LISTEN: &str = "127.0.0.1:8443";
 
-/// Connections served at once; more wait in the kernel's backlog. Each costs a task and TLS state
-/// (~50 KiB), so this bounds memory under a connection flood.
-const MAX_CONNECTIONS: usize = 1024;
 /// A TLS handshake must finish within this, or the socket is dropped (slowloris before TLS).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Request line plus headers must arrive within this.
@@ -34,7 +34,6 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// leaves room for long cookies without letting a peer pin megabytes per connection.
 pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;
 const MAX_HEADERS: usize = 64;
-const MAX_H2_STREAMS: u32 = 64;
 
 #[derive(Debug, Clone)]
 pub struct WebConfig {
@@ -124,12 +123,8 @@ impl WebServer {
         let state = AppState::new(vault, config, exposure);
         state.spawn_reaper();
         let router = crate::routes::router(state);
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let connections = ConnectionTable::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_SOURCE);
         loop {
-            let permit = match slots.clone().acquire_owned().await {
-                Ok(p) => p,
-                Err(_) => return Ok(()),
-            };
             let (tcp, peer) = match listener.accept().await {
                 Ok(x) => x,
                 Err(e) => {
@@ -139,45 +134,102 @@ impl WebServer {
                     continue;
                 }
             };
-            let _ = tcp.set_nodelay(true);
+            // Decided before any TLS work, so a refused flood costs an accept and a close.
+            let slot = match connections.admit(peer.ip()) {
+                Ok(slot) => slot,
+                Err(why) => {
+                    tracing::debug!(%peer, ?why, "https connection refused");
+                    continue;
+                }
+            };
             let acceptor = acceptor.clone();
             let router = router.clone();
             tokio::spawn(async move {
-                let _permit = permit;
-                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
-                {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
+                let _ = tcp.set_nodelay(true);
+                // A second handle on the socket outlives hyper's, for the lingering close.
+                let (tcp, linger) = match split_for_linger(tcp) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "cannot duplicate the socket");
                         return;
                     }
                 };
-                let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                    let mut req = req.map(Body::new);
-                    req.extensions_mut().insert(PeerAddr(peer));
-                    router.clone().oneshot(req)
-                });
-                let mut builder =
-                    hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                builder
-                    .http1()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_READ_TIMEOUT)
-                    .max_buf_size(MAX_HEADER_BYTES)
-                    .max_headers(MAX_HEADERS);
-                builder
-                    .http2()
-                    .timer(TokioTimer::new())
-                    .max_header_list_size(MAX_HEADER_BYTES as u32)
-                    .max_concurrent_streams(MAX_H2_STREAMS);
-                if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
-                    tracing::debug!(%peer, error = %e, "https connection ended with an error");
+                tokio::select! {
+                    () = serve_one(tcp, peer, acceptor, router) => {}
+                    () = slot.evicted() => {
+                        tracing::debug!(%peer, "https connection evicted for a newcomer (fair share)");
+                    }
                 }
+                lingering_close(linger).await;
+                drop(slot);
             });
+        }
+    }
+}
+
+/// One connection: the TLS handshake under its deadline, then HTTP/1.1 with bounded heads and
+/// guarded bodies. HTTP/2 is not served (ALPN offers http/1.1 and the h1 codec refuses the h2
+/// preface); turning it on would need the same per-connection limits for streams.
+async fn serve_one(tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, router: Router) {
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let mut req = req.map(|b| body_guard::with_idle_deadline(Body::new(b)));
+        req.extensions_mut().insert(PeerAddr(peer));
+        router.clone().oneshot(req)
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES)
+        .max_headers(MAX_HEADERS);
+    if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
+        tracing::debug!(%peer, error = %e, "https connection ended with an error");
+    }
+}
+
+/// Two handles on one socket: the tokio stream hyper serves on, and a plain duplicate (not yet
+/// registered with the reactor) that keeps the socket open after hyper drops its handle.
+fn split_for_linger(tcp: TcpStream) -> std::io::Result<(TcpStream, std::net::TcpStream)> {
+    let std = tcp.into_std()?;
+    let linger = std.try_clone()?;
+    Ok((TcpStream::from_std(std)?, linger))
+}
+
+/// How long, how idle and how much a closing connection may still send us before it is cut.
+const LINGER_TOTAL: Duration = Duration::from_secs(10);
+const LINGER_IDLE: Duration = Duration::from_secs(2);
+const LINGER_MAX_BYTES: usize = 64 * 1024 * 1024;
+
+/// Closes the way nginx's lingering close does. The server often answers before the peer has
+/// finished sending (a 413 from the declared length, a 431 on an oversized head, a refused upload):
+/// closing a socket with unread data makes the kernel send a reset, and the reset destroys the
+/// answer in the peer's receive buffer before the client reads it (curl: "Send failure: Broken
+/// pipe", never the status). So: send FIN after the answer, then read and discard what the peer
+/// still sends until it closes, bounded in bytes and time.
+async fn lingering_close(sock: std::net::TcpStream) {
+    let _ = sock.shutdown(std::net::Shutdown::Write);
+    let Ok(mut sock) = TcpStream::from_std(sock) else {
+        return;
+    };
+    let deadline = tokio::time::Instant::now() + LINGER_TOTAL;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut drained = 0usize;
+    while drained < LINGER_MAX_BYTES {
+        let idle = tokio::time::Instant::now() + LINGER_IDLE;
+        match tokio::time::timeout_at(deadline.min(idle), sock.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => drained += n,
+            _ => break,
         }
     }
 }

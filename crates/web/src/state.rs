@@ -28,9 +28,6 @@ const MAX_SESSIONS: usize = 10_000;
 const MAX_PENDING: usize = 10_000;
 /// How long the second-factor step may take after the password was accepted.
 pub const PENDING_LOGIN_TTL: Duration = Duration::from_secs(5 * 60);
-/// Wrong codes allowed on one pending login before the password must be entered again (each also
-/// counts against the account lockout in the vault).
-pub const PENDING_MAX_ATTEMPTS: u32 = 3;
 /// A token's vault session is kept this long after its last request, so a script's burst of
 /// requests is one session in the audit log, not one per request.
 const TOKEN_SESSION_IDLE: Duration = Duration::from_secs(5 * 60);
@@ -87,7 +84,6 @@ pub struct PendingEntry {
     pub pending: PendingLogin,
     pub csrf: String,
     pub created: Instant,
-    pub attempts: Mutex<u32>,
     /// The secret being enrolled, shown on the enrolment page until confirmed.
     pub enrollment: Mutex<Option<TotpEnrollment>>,
 }
@@ -253,7 +249,6 @@ impl AppState {
             pending,
             csrf: random_handle(),
             created: Instant::now(),
-            attempts: Mutex::new(0),
             enrollment: Mutex::new(None),
         });
         let mut map = lock(&self.pending);

@@ -19,9 +19,7 @@ use super::{clear_cookie, page, render, see_other, set_cookie, Nav};
 use crate::access::{cookie, Identity};
 use crate::routes::{self, Access, Route};
 use crate::server::PeerAddr;
-use crate::state::{
-    AppState, PendingEntry, LOGIN_COOKIE, PENDING_LOGIN_TTL, PENDING_MAX_ATTEMPTS, SESSION_COOKIE,
-};
+use crate::state::{AppState, PendingEntry, LOGIN_COOKIE, PENDING_LOGIN_TTL, SESSION_COOKIE};
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -115,6 +113,7 @@ async fn login_submit(
     }
     let vault = state.vault.clone();
     let user = form.user.clone();
+    let source = peer.0.ip();
     let verdict = tokio::task::spawn_blocking(move || {
         vault.authenticate(&LoginAttempt {
             user: &user,
@@ -145,6 +144,20 @@ async fn login_submit(
             // The vault decided no second factor is needed (not the case for people on HTTPS today,
             // but the verdict is the vault's to give).
             establish(&state, principal, None, None).await
+        }
+        // Decided before the user name was looked at, so saying so reveals nothing about it.
+        Ok(Verdict::Refused(reason)) if reason.is_source_limit() => {
+            let secs = state.vault.source_retry_after(source).as_secs().max(1);
+            let mut resp = refused_page(
+                &form.user,
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!("Too many sign-in attempts from your address. Try again in {secs} s."),
+            );
+            if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, v);
+            }
+            resp
         }
         _ => refused_page(&form.user, StatusCode::UNAUTHORIZED, REFUSED),
     }
@@ -221,12 +234,9 @@ fn wrong_code(
     headers: &HeaderMap,
     restart: &str,
 ) -> Option<Response> {
-    {
-        let mut n = entry.attempts.lock().unwrap_or_else(|p| p.into_inner());
-        *n += 1;
-        if *n < PENDING_MAX_ATTEMPTS {
-            return None;
-        }
+    // The vault counts codes per pending login atomically; the door only follows its count.
+    if !entry.pending.codes_exhausted() {
+        return None;
     }
     if let Some(h) = cookie(headers, LOGIN_COOKIE) {
         state.drop_pending(h);
