@@ -1,6 +1,8 @@
 //! The web door's one error type and its HTTP mapping. API routes answer with RFC 9457
 //! `application/problem+json`; browser pages get the same status with a small HTML page (see
-//! `ui::error_page`). Internal details stay in the server log.
+//! `ui::error_page`). Internal details stay in the server log. The request extractors
+//! (`api::extract`) reject with a [`Refusal`], which is a `WebError` that knows which of the two the
+//! caller speaks, so the framework's own rejections take the same way out.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -20,6 +22,8 @@ pub enum WebError {
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("requested range not satisfiable (file size {0})")]
     RangeNotSatisfiable(u64),
     #[error("{0}")]
@@ -46,6 +50,7 @@ impl WebError {
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::Conflict(_) => StatusCode::CONFLICT,
             WebError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            WebError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             WebError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
             WebError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             WebError::Vault(e) => match e.kind() {
@@ -118,6 +123,46 @@ impl IntoResponse for WebError {
             }
         }
         resp
+    }
+}
+
+impl WebError {
+    /// The answer for a request to `path`: problem+json under `/api` (and `/metrics`), the HTML
+    /// error page for browser pages.
+    pub fn respond(self, path: &str) -> Response {
+        self.respond_as(crate::access::is_api_path(path))
+    }
+
+    fn respond_as(self, api: bool) -> Response {
+        if api {
+            self.into_response()
+        } else {
+            self.log();
+            crate::ui::error_page(self.status(), &self.detail())
+        }
+    }
+}
+
+/// A `WebError` on its way to a caller whose language is known (see [`WebError::respond`]): the
+/// rejection of every request extractor.
+#[derive(Debug)]
+pub struct Refusal {
+    pub error: WebError,
+    api: bool,
+}
+
+impl Refusal {
+    pub fn new(path: &str, error: WebError) -> Refusal {
+        Refusal {
+            error,
+            api: crate::access::is_api_path(path),
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        self.error.respond_as(self.api)
     }
 }
 

@@ -8,16 +8,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use lockbox_types::VirtualPath;
 use lockbox_vault::{OpenMode, WriteHandle};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::access::Identity;
+use crate::api::extract::{Json, Path, Query};
 use crate::api::files::{stream_body, UploadResult};
 use crate::api::{blocking, parse_path};
 use crate::error::{WebError, WebResult};
@@ -75,17 +75,30 @@ impl UploadTable {
         }
     }
 
-    fn insert(&self, upload: OpenUpload) -> WebResult<String> {
+    /// Takes one of the owner's upload slots, before the vault creates anything (a refused upload
+    /// leaves no upload row or staging file behind, and does not discard an interrupted one). The
+    /// slot holds no handle until [`Reservation::fill`]; dropping the reservation frees it.
+    fn reserve(&self, owner: (String, String), path: VirtualPath) -> WebResult<Reservation<'_>> {
         let mut map = lock(&self.map);
-        let mine = map.values().filter(|u| u.owner == upload.owner).count();
+        let mine = map.values().filter(|u| u.owner == owner).count();
         if mine >= MAX_UPLOADS_PER_USER || map.len() >= MAX_UPLOADS {
             return Err(WebError::TooManyRequests(format!(
                 "too many open uploads (at most {MAX_UPLOADS_PER_USER} per user); commit or pause one first"
             )));
         }
         let id = random_handle();
-        map.insert(id.clone(), Arc::new(upload));
-        Ok(id)
+        let upload = Arc::new(OpenUpload {
+            owner,
+            path,
+            handle: tokio::sync::Mutex::new(None),
+            last_used: Mutex::new(Instant::now()),
+        });
+        map.insert(id.clone(), upload.clone());
+        Ok(Reservation {
+            table: self,
+            id: Some(id),
+            upload,
+        })
     }
 
     fn remove(&self, id: &str) {
@@ -119,9 +132,42 @@ impl UploadTable {
     }
 }
 
+/// A slot in the upload table, taken before the vault is asked for a handle. Its id is not known to
+/// anyone until the handle is in, so nobody can use the slot while it is empty.
+struct Reservation<'a> {
+    table: &'a UploadTable,
+    id: Option<String>,
+    upload: Arc<OpenUpload>,
+}
+
+impl Reservation<'_> {
+    /// Puts the handle in and hands out the id.
+    fn fill(mut self, handle: WriteHandle) -> WebResult<String> {
+        let mut slot = self
+            .upload
+            .handle
+            .try_lock()
+            .map_err(|_| WebError::Internal("a new upload slot is in use".into()))?;
+        *slot = Some(handle);
+        drop(slot);
+        self.id
+            .take()
+            .ok_or_else(|| WebError::Internal("upload slot filled twice".into()))
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.table.remove(&id);
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateUpload {
     /// Where the file will appear once committed.
+    #[schema(format = "virtual-path")]
     pub path: String,
     /// Continue an upload to this path that was interrupted earlier (its bytes are kept);
     /// otherwise any interrupted upload there is discarded and this one starts empty.
@@ -139,7 +185,9 @@ pub struct UploadState {
 
 /// Opens a resumable upload.
 #[utoipa::path(post, path = "/api/v1/uploads", tag = "uploads", request_body = CreateUpload,
-    responses((status = 201, body = UploadState), (status = 403), (status = 429)),
+    responses((status = 201, body = UploadState), (status = 403), (status = 404, description = "no such folder"),
+        (status = 409, description = "a directory, or another upload to that path is in progress"),
+        (status = 429, description = "too many open uploads")),
     security(("bearer" = []), ("session" = [])))]
 pub async fn create(
     State(state): State<AppState>,
@@ -147,6 +195,9 @@ pub async fn create(
     Json(req): Json<CreateUpload>,
 ) -> WebResult<Response> {
     let path = parse_path(&req.path)?;
+    let p = ident.principal();
+    let owner = (p.user_name().to_owned(), p.org_name().to_owned());
+    let slot = state.uploads.reserve(owner, path.clone())?;
     let session = ident.session();
     let p2 = path.clone();
     let handle = blocking(move || {
@@ -160,17 +211,7 @@ pub async fn create(
     })
     .await?;
     let offset = handle.len();
-    let p = ident.principal();
-    let upload = OpenUpload {
-        owner: (p.user_name().to_owned(), p.org_name().to_owned()),
-        path: path.clone(),
-        handle: tokio::sync::Mutex::new(Some(handle)),
-        last_used: Mutex::new(Instant::now()),
-    };
-    let id = match state.uploads.insert(upload) {
-        Ok(id) => id,
-        Err(e) => return Err(e),
-    };
+    let id = slot.fill(handle)?;
     Ok((
         StatusCode::CREATED,
         Json(UploadState {
@@ -185,7 +226,7 @@ pub async fn create(
 /// How much of an upload has arrived.
 #[utoipa::path(get, path = "/api/v1/uploads/{id}", tag = "uploads",
     params(("id" = String, Path, description = "upload id")),
-    responses((status = 200, body = UploadState), (status = 404)),
+    responses((status = 200, body = UploadState), (status = 404), (status = 409, description = "a part is being uploaded")),
     security(("bearer" = []), ("session" = [])))]
 pub async fn status(
     State(state): State<AppState>,
@@ -208,6 +249,7 @@ pub async fn status(
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct PartQuery {
     /// Where this part starts; must equal the upload's current offset.
+    #[serde(deserialize_with = "crate::api::extract::whole::query_u64")]
     pub offset: u64,
 }
 
@@ -216,7 +258,8 @@ pub struct PartQuery {
 #[utoipa::path(put, path = "/api/v1/uploads/{id}", tag = "uploads",
     params(("id" = String, Path, description = "upload id"), PartQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 200, body = UploadState), (status = 404), (status = 409, description = "offset is not the current one")),
+    responses((status = 200, body = UploadState), (status = 404), (status = 409, description = "offset is not the current one"),
+        (status = 507, description = "the file would exceed the size limit")),
     security(("bearer" = []), ("session" = [])))]
 pub async fn put_part(
     State(state): State<AppState>,
@@ -262,6 +305,7 @@ pub async fn put_part(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct CommitRequest {
     /// The total size the client sent; the commit is refused if the server has a different count.
+    #[serde(default, deserialize_with = "crate::api::extract::whole::opt_u64")]
     pub size: Option<u64>,
 }
 
@@ -311,7 +355,7 @@ pub async fn commit(
 /// Closes an upload without committing; its bytes stay resumable (`resume: true`) for 7 days.
 #[utoipa::path(delete, path = "/api/v1/uploads/{id}", tag = "uploads",
     params(("id" = String, Path, description = "upload id")),
-    responses((status = 204, description = "paused"), (status = 404)),
+    responses((status = 204, description = "paused"), (status = 404), (status = 409, description = "a part is being uploaded")),
     security(("bearer" = []), ("session" = [])))]
 pub async fn pause(
     State(state): State<AppState>,

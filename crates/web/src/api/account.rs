@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use lockbox_vault::tokens::{TokenInfo, TokenScopes};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
+use super::extract::{Json, Path};
 use super::{blocking, rfc3339};
 use crate::access::Identity;
 use crate::error::{WebError, WebResult};
@@ -114,11 +114,19 @@ pub async fn list_tokens(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateToken {
-    /// A label, e.g. "nightly 834 push".
+    /// A label, e.g. "nightly 834 push": 1 to 64 printable characters, not only spaces.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     /// Comma-separated: `read`, `write`, `admin` (admin accounts only).
+    #[schema(format = "token-scopes")]
     pub scopes: String,
     /// Lifetime in days (1 to 365).
+    #[schema(minimum = 1, maximum = 365)]
+    #[serde(deserialize_with = "super::extract::whole::u32")]
     pub days: u32,
 }
 

@@ -7,11 +7,9 @@
 
 use std::time::Instant;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use lockbox_types::{PermissionSet, Role};
 use lockbox_vault::admin::{FolderRow, GrantRow, GrantSubject, OrgRow, Subject, UserRow};
 use lockbox_vault::{AdminActor, AuditQuery, AuditRecordView, Vault};
@@ -19,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::account::TokenJson;
+use super::extract::{Json, Path, Query};
 use super::{blocking, rfc3339};
 use crate::access::Identity;
 use crate::error::{WebError, WebResult};
@@ -116,6 +115,7 @@ pub fn routes() -> Vec<Route> {
         CreateFolder,
         GrantJson,
         GrantRequest,
+        RoleName,
         AuditRecordJson,
         AuditPage,
         VaultSessionJson,
@@ -137,14 +137,6 @@ where
     let vault = state.vault.clone();
     let actor = vault.admin_actor(ident.principal())?;
     blocking(move || f(&vault, &actor)).await
-}
-
-fn bad_json(e: JsonRejection) -> WebError {
-    WebError::BadRequest(format!("invalid JSON body: {}", e.body_text()))
-}
-
-fn bad_query(e: QueryRejection) -> WebError {
-    WebError::BadRequest(format!("invalid query string: {}", e.body_text()))
 }
 
 /// `None` for an absent or blank optional text field.
@@ -211,42 +203,71 @@ pub struct AuditParams {
     /// Action name, e.g. `upload_committed`, `login_failed`.
     pub action: Option<String>,
     /// Earliest time, inclusive: RFC 3339, `YYYY-MM-DDTHH:MM` (UTC), a date, or Unix seconds.
+    #[param(format = "audit-time")]
     pub from: Option<String>,
-    /// Latest time, inclusive; same formats as `from`.
+    /// Latest time, inclusive; same formats as `from`. A window that ends before it starts holds
+    /// no records.
+    #[param(format = "audit-time")]
     pub to: Option<String>,
     /// Only records older than this sequence number (the previous page's `next_before`).
+    #[param(value_type = Option<i64>)]
     pub before: Option<String>,
     /// Records per page, 1 to 500 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     pub limit: Option<String>,
 }
 
 impl AuditParams {
+    /// The API's reading: a filter that is present must have a value (a blank one is a 400, not
+    /// "no filter" as on the page), and a window that ends before it starts is empty, not an error.
+    pub(crate) fn api_query(&self) -> WebResult<AuditQuery> {
+        for (field, v) in [
+            ("from", &self.from),
+            ("to", &self.to),
+            ("before", &self.before),
+            ("limit", &self.limit),
+        ] {
+            if v.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                return Err(WebError::BadRequest(format!("{field}: empty value")));
+            }
+        }
+        self.parse()
+    }
+
+    /// The page's reading: blank fields are no filter, and a reversed window is refused.
     pub(crate) fn query(&self) -> WebResult<AuditQuery> {
+        let q = self.parse()?;
+        if let (Some(f), Some(t)) = (q.from, q.to) {
+            if f > t {
+                return Err(WebError::BadRequest("from is later than to".into()));
+            }
+        }
+        Ok(q)
+    }
+
+    fn parse(&self) -> WebResult<AuditQuery> {
         let before_seq = match opt(&self.before) {
             None => None,
-            Some(s) => Some(s.parse::<i64>().map_err(|_| {
+            Some(s) => Some(super::extract::whole::parse_i64(s).ok_or_else(|| {
                 WebError::BadRequest("before: expected a record sequence number".into())
             })?),
         };
         let limit = match opt(&self.limit) {
             None => DEFAULT_AUDIT_PAGE,
-            Some(s) => match s.parse::<u32>() {
-                Ok(n) if (1..=lockbox_vault::monitor::MAX_AUDIT_PAGE).contains(&n) => n,
-                _ => {
-                    return Err(WebError::BadRequest(format!(
-                        "limit: expected a number from 1 to {}",
-                        lockbox_vault::monitor::MAX_AUDIT_PAGE
-                    )))
+            Some(s) => {
+                match super::extract::whole::parse_i64(s).and_then(|n| u32::try_from(n).ok()) {
+                    Some(n) if (1..=lockbox_vault::monitor::MAX_AUDIT_PAGE).contains(&n) => n,
+                    _ => {
+                        return Err(WebError::BadRequest(format!(
+                            "limit: expected a number from 1 to {}",
+                            lockbox_vault::monitor::MAX_AUDIT_PAGE
+                        )))
+                    }
                 }
-            },
+            }
         };
         let from = parse_time("from", opt(&self.from).unwrap_or_default(), false)?;
         let to = parse_time("to", opt(&self.to).unwrap_or_default(), true)?;
-        if let (Some(f), Some(t)) = (from, to) {
-            if f > t {
-                return Err(WebError::BadRequest("from is later than to".into()));
-            }
-        }
         Ok(AuditQuery {
             user: opt(&self.user).map(str::to_owned),
             org: opt(&self.org).map(str::to_owned),
@@ -300,10 +321,9 @@ pub struct OrgPolicy {
 pub async fn set_org_policy(
     State(state): State<AppState>,
     ident: Identity,
-    axum::extract::Path(name): axum::extract::Path<String>,
-    body: Result<Json<OrgPolicy>, JsonRejection>,
+    Path(name): Path<String>,
+    Json(req): Json<OrgPolicy>,
 ) -> WebResult<StatusCode> {
-    let Json(req) = body.map_err(bad_json)?;
     with_admin(&state, &ident, move |vault, actor| {
         Ok(vault.set_org_sftp_password_totp(actor, &name, req.sftp_password_totp)?)
     })
@@ -313,6 +333,7 @@ pub async fn set_org_policy(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateOrg {
+    #[schema(format = "entity-name")]
     pub name: String,
 }
 
@@ -339,9 +360,8 @@ pub async fn list_orgs(
 pub async fn create_org(
     State(state): State<AppState>,
     ident: Identity,
-    body: Result<Json<CreateOrg>, JsonRejection>,
+    Json(req): Json<CreateOrg>,
 ) -> WebResult<Response> {
-    let Json(req) = body.map_err(bad_json)?;
     let org = with_admin(&state, &ident, move |vault, actor| {
         Ok(vault.create_org(actor, &req.name)?)
     })
@@ -386,6 +406,7 @@ pub(crate) fn user_json(u: &UserRow) -> UserJson {
 #[into_params(parameter_in = Query)]
 pub struct OrgFilter {
     /// Only this organization.
+    #[param(format = "entity-name")]
     pub org: Option<String>,
 }
 
@@ -396,13 +417,12 @@ pub struct OrgFilter {
 pub async fn list_users(
     State(state): State<AppState>,
     ident: Identity,
-    q: Result<Query<OrgFilter>, QueryRejection>,
+    Query(q): Query<OrgFilter>,
 ) -> WebResult<Json<Vec<UserJson>>> {
-    let Query(q) = q.map_err(bad_query)?;
     with_admin(&state, &ident, move |vault, _| {
         Ok(Json(
             vault
-                .list_users(opt(&q.org))?
+                .list_users(q.org.as_deref())?
                 .iter()
                 .map(user_json)
                 .collect(),
@@ -413,13 +433,33 @@ pub async fn list_users(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateUser {
+    #[schema(format = "entity-name")]
     pub org: String,
+    #[schema(format = "entity-name")]
     pub name: String,
-    /// `admin` or `transfer`.
-    pub role: String,
-    /// Optional initial password (checked against the password policy). Without one the user signs
-    /// in with an SSH key only until an administrator sets a password.
+    pub role: RoleName,
+    /// Optional initial password (checked against the password policy: at least 12 characters,
+    /// not containing the user name, not one character repeated). Without one the user signs in
+    /// with an SSH key only until an administrator sets a password.
+    #[schema(format = "password", min_length = 12, max_length = 256)]
     pub password: Option<String>,
+}
+
+/// An account's role.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleName {
+    Admin,
+    Transfer,
+}
+
+impl From<RoleName> for Role {
+    fn from(r: RoleName) -> Role {
+        match r {
+            RoleName::Admin => Role::Admin,
+            RoleName::Transfer => Role::Transfer,
+        }
+    }
 }
 
 /// Creates a user (with their home folder).
@@ -429,18 +469,15 @@ pub struct CreateUser {
 pub async fn create_user(
     State(state): State<AppState>,
     ident: Identity,
-    body: Result<Json<CreateUser>, JsonRejection>,
+    Json(req): Json<CreateUser>,
 ) -> WebResult<Response> {
-    let Json(req) = body.map_err(bad_json)?;
-    let role = Role::parse(req.role.trim())
-        .map_err(|_| WebError::BadRequest("role: expected admin or transfer".into()))?;
     let user = with_admin(&state, &ident, move |vault, actor| {
         Ok(vault.create_user(
             actor,
-            req.org.trim(),
-            req.name.trim(),
-            role,
-            opt(&req.password),
+            &req.org,
+            &req.name,
+            req.role.into(),
+            req.password.as_deref(),
         )?)
     })
     .await?;
@@ -626,6 +663,8 @@ pub async fn reset_mfa(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PasswordRequest {
+    /// At least 12 characters, not containing the user name, not one character repeated.
+    #[schema(format = "password", min_length = 12, max_length = 256)]
     pub password: String,
 }
 
@@ -638,9 +677,8 @@ pub async fn set_password(
     State(state): State<AppState>,
     ident: Identity,
     Path(name): Path<String>,
-    body: Result<Json<PasswordRequest>, JsonRejection>,
+    Json(req): Json<PasswordRequest>,
 ) -> WebResult<StatusCode> {
-    let Json(req) = body.map_err(bad_json)?;
     with_admin(&state, &ident, move |vault, actor| {
         vault.set_password(actor, &name, &req.password)?;
         Ok(StatusCode::NO_CONTENT)
@@ -650,7 +688,9 @@ pub async fn set_password(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AddKey {
-    /// One OpenSSH public key line, e.g. `ssh-ed25519 AAAA... partner@host`.
+    /// One OpenSSH public key line, e.g. `ssh-ed25519 AAAA... partner@host` (ed25519,
+    /// ecdsa-sha2-nistp*, or ssh-rsa of at least 2048 bits).
+    #[schema(format = "ssh-public-key", min_length = 1)]
     pub key: String,
 }
 
@@ -663,9 +703,8 @@ pub async fn add_key(
     State(state): State<AppState>,
     ident: Identity,
     Path(name): Path<String>,
-    body: Result<Json<AddKey>, JsonRejection>,
+    Json(req): Json<AddKey>,
 ) -> WebResult<Response> {
-    let Json(req) = body.map_err(bad_json)?;
     let key = with_admin(&state, &ident, move |vault, actor| {
         Ok(vault.add_key(actor, &name, req.key.trim())?)
     })
@@ -676,7 +715,8 @@ pub async fn add_key(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct KeyQuery {
-    /// The key's fingerprint, `SHA256:...`.
+    /// The key's fingerprint, `SHA256:...` as `ssh-keygen -lf` prints it.
+    #[param(pattern = "^SHA256:[A-Za-z0-9+/]{43}$")]
     pub fingerprint: String,
 }
 
@@ -695,9 +735,8 @@ pub async fn remove_key(
     State(state): State<AppState>,
     ident: Identity,
     Path(name): Path<String>,
-    q: Result<Query<KeyQuery>, QueryRejection>,
+    Query(q): Query<KeyQuery>,
 ) -> WebResult<StatusCode> {
-    let Query(q) = q.map_err(bad_query)?;
     let fingerprint = unplus_fingerprint(&q.fingerprint);
     with_admin(&state, &ident, move |vault, actor| {
         vault.remove_key(actor, &name, &fingerprint)?;
@@ -743,18 +782,19 @@ pub(crate) fn load_folders(vault: &Vault, org: Option<&str>) -> WebResult<Vec<Fo
 pub async fn list_folders(
     State(state): State<AppState>,
     ident: Identity,
-    q: Result<Query<OrgFilter>, QueryRejection>,
+    Query(q): Query<OrgFilter>,
 ) -> WebResult<Json<Vec<FolderJson>>> {
-    let Query(q) = q.map_err(bad_query)?;
     with_admin(&state, &ident, move |vault, _| {
-        Ok(Json(load_folders(vault, opt(&q.org))?))
+        Ok(Json(load_folders(vault, q.org.as_deref())?))
     })
     .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateFolder {
+    #[schema(format = "entity-name")]
     pub org: String,
+    #[schema(format = "entity-name")]
     pub name: String,
 }
 
@@ -765,11 +805,10 @@ pub struct CreateFolder {
 pub async fn create_folder(
     State(state): State<AppState>,
     ident: Identity,
-    body: Result<Json<CreateFolder>, JsonRejection>,
+    Json(req): Json<CreateFolder>,
 ) -> WebResult<Response> {
-    let Json(req) = body.map_err(bad_json)?;
     let folder = with_admin(&state, &ident, move |vault, actor| {
-        let f = vault.create_folder(actor, req.org.trim(), req.name.trim())?;
+        let f = vault.create_folder(actor, &req.org, &req.name)?;
         Ok(folder_json(&vault.list_orgs()?, f))
     })
     .await?;
@@ -817,25 +856,28 @@ pub(crate) fn load_grants(vault: &Vault, org: Option<&str>) -> WebResult<Vec<Gra
 pub async fn list_grants(
     State(state): State<AppState>,
     ident: Identity,
-    q: Result<Query<OrgFilter>, QueryRejection>,
+    Query(q): Query<OrgFilter>,
 ) -> WebResult<Json<Vec<GrantJson>>> {
-    let Query(q) = q.map_err(bad_query)?;
     with_admin(&state, &ident, move |vault, _| {
-        Ok(Json(load_grants(vault, opt(&q.org))?))
+        Ok(Json(load_grants(vault, q.org.as_deref())?))
     })
     .await
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct GrantRequest {
+    #[schema(format = "entity-name")]
     pub org: String,
+    #[schema(format = "entity-name")]
     pub folder: String,
     /// The user to grant to (give `user` or `group`, not both).
+    #[schema(format = "entity-name")]
     pub user: Option<String>,
     /// The group to grant to.
+    #[schema(format = "entity-name")]
     pub group: Option<String>,
     /// Comma-separated: list, read, write, delete, mkdir, rename, or `all`.
-    #[serde(default)]
+    #[schema(format = "permissions")]
     pub permissions: String,
 }
 
@@ -872,13 +914,12 @@ pub(crate) fn parse_permissions(text: &str) -> WebResult<PermissionSet> {
 pub async fn set_grant(
     State(state): State<AppState>,
     ident: Identity,
-    body: Result<Json<GrantRequest>, JsonRejection>,
+    Json(req): Json<GrantRequest>,
 ) -> WebResult<StatusCode> {
-    let Json(req) = body.map_err(bad_json)?;
     let perms = parse_permissions(&req.permissions)?;
     with_admin(&state, &ident, move |vault, actor| {
-        let subject = grant_subject(opt(&req.user), opt(&req.group))?;
-        vault.grant(actor, req.org.trim(), req.folder.trim(), subject, perms)?;
+        let subject = grant_subject(req.user.as_deref(), req.group.as_deref())?;
+        vault.grant(actor, &req.org, &req.folder, subject, perms)?;
         Ok(StatusCode::NO_CONTENT)
     })
     .await
@@ -887,26 +928,35 @@ pub async fn set_grant(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RevokeQuery {
+    #[param(format = "entity-name")]
     pub org: String,
+    #[param(format = "entity-name")]
     pub folder: String,
-    /// The user whose grant to remove (or `group`).
+    /// The user whose grant to remove (give `user` or `group`, not both).
+    #[param(format = "entity-name")]
     pub user: Option<String>,
+    /// The group whose grant to remove.
+    #[param(format = "entity-name")]
     pub group: Option<String>,
 }
 
 /// Removes a grant.
 #[utoipa::path(delete, path = "/api/v1/admin/grants", tag = "admin", params(RevokeQuery),
-    responses((status = 204, description = "revoked"), (status = 400), (status = 404)),
+    responses((status = 204, description = "revoked"), (status = 400),
+        (status = 404, description = "no such organization, folder, subject or grant (also when neither or both of user and group are named)")),
     security(("bearer" = []), ("session" = [])))]
 pub async fn revoke_grant(
     State(state): State<AppState>,
     ident: Identity,
-    q: Result<Query<RevokeQuery>, QueryRejection>,
+    Query(q): Query<RevokeQuery>,
 ) -> WebResult<StatusCode> {
-    let Query(q) = q.map_err(bad_query)?;
     with_admin(&state, &ident, move |vault, actor| {
-        let subject = grant_subject(opt(&q.user), opt(&q.group))?;
-        vault.revoke(actor, q.org.trim(), q.folder.trim(), subject)?;
+        // A query string cannot say "exactly one of user and group" in the API's schema; naming
+        // neither or both names no grant, so there is none to remove.
+        let subject = grant_subject(q.user.as_deref(), q.group.as_deref()).map_err(|_| {
+            WebError::NotFound("no such grant: name either the user or the group".into())
+        })?;
+        vault.revoke(actor, &q.org, &q.folder, subject)?;
         Ok(StatusCode::NO_CONTENT)
     })
     .await
@@ -981,10 +1031,9 @@ pub(crate) async fn search_audit(
 pub async fn audit(
     State(state): State<AppState>,
     ident: Identity,
-    q: Result<Query<AuditParams>, QueryRejection>,
+    Query(params): Query<AuditParams>,
 ) -> WebResult<Json<AuditPage>> {
-    let Query(params) = q.map_err(bad_query)?;
-    let query = params.query()?;
+    let query = params.api_query()?;
     let (records, next_before) = search_audit(&state, &ident, query).await?;
     Ok(Json(AuditPage {
         records: records.into_iter().map(AuditRecordJson::from).collect(),
@@ -1077,23 +1126,24 @@ pub async fn sessions(
 #[into_params(parameter_in = Query)]
 pub struct TokenFilter {
     /// Only this user's tokens.
+    #[param(format = "entity-name")]
     pub user: Option<String>,
 }
 
 /// API tokens of every user (or one), newest first; never their secrets.
 #[utoipa::path(get, path = "/api/v1/admin/tokens", tag = "admin", params(TokenFilter),
+    operation_id = "admin_list_tokens",
     responses((status = 200, body = [TokenJson]), (status = 404)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn list_tokens(
     State(state): State<AppState>,
     ident: Identity,
-    q: Result<Query<TokenFilter>, QueryRejection>,
+    Query(q): Query<TokenFilter>,
 ) -> WebResult<Json<Vec<TokenJson>>> {
-    let Query(q) = q.map_err(bad_query)?;
     with_admin(&state, &ident, move |vault, actor| {
         Ok(Json(
             vault
-                .admin_list_api_tokens(actor, opt(&q.user))?
+                .admin_list_api_tokens(actor, q.user.as_deref())?
                 .into_iter()
                 .map(TokenJson::from)
                 .collect(),
@@ -1104,6 +1154,7 @@ pub async fn list_tokens(
 
 /// Revokes any user's API token.
 #[utoipa::path(delete, path = "/api/v1/admin/tokens/{id}", tag = "admin",
+    operation_id = "admin_revoke_token",
     params(("id" = String, Path, description = "token id")),
     responses((status = 204, description = "revoked"), (status = 404)),
     security(("bearer" = []), ("session" = [])))]

@@ -5,16 +5,16 @@ use std::io;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use lockbox_vault::{EntryKind, OpenMode, Session};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::extract::{Json, Query};
 use super::{blocking, parse_path, rfc3339};
 use crate::access::Identity;
 use crate::error::{WebError, WebResult};
@@ -35,6 +35,7 @@ pub fn routes() -> Vec<Route> {
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct PathQuery {
     /// Absolute path in your namespace, e.g. `/home/outbound/claims.837`. `/` lists your folders.
+    #[param(format = "virtual-path")]
     pub path: String,
 }
 
@@ -112,7 +113,9 @@ pub async fn remove(ident: Identity, Query(q): Query<PathQuery>) -> WebResult<St
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RenameRequest {
+    #[schema(format = "virtual-path")]
     pub from: String,
+    #[schema(format = "virtual-path")]
     pub to: String,
     /// Replace an existing file at `to` (needs delete permission there).
     #[serde(default)]
@@ -136,12 +139,13 @@ pub async fn rename(ident: Identity, Json(r): Json<RenameRequest>) -> WebResult<
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct MkdirRequest {
+    #[schema(format = "virtual-path")]
     pub path: String,
 }
 
 /// Creates a directory.
 #[utoipa::path(post, path = "/api/v1/files/mkdir", tag = "files", request_body = MkdirRequest,
-    responses((status = 201, description = "created"), (status = 409, description = "exists")),
+    responses((status = 201, description = "created"), (status = 404, description = "no such parent directory"), (status = 409, description = "exists")),
     security(("bearer" = []), ("session" = [])))]
 pub async fn mkdir(ident: Identity, Json(r): Json<MkdirRequest>) -> WebResult<StatusCode> {
     let path = parse_path(&r.path)?;
@@ -408,7 +412,8 @@ pub async fn stream_body(
 /// `resume: true` continues.
 #[utoipa::path(put, path = "/api/v1/files/content", tag = "files", params(PathQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 201, body = UploadResult), (status = 403), (status = 409)),
+    responses((status = 201, body = UploadResult), (status = 403), (status = 404, description = "no such folder"), (status = 409),
+        (status = 507, description = "the file would exceed the size limit")),
     security(("bearer" = []), ("session" = [])))]
 pub async fn upload(
     State(_state): State<AppState>,

@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod extract;
 pub mod files;
 
 use lockbox_types::VirtualPath;

@@ -3,15 +3,14 @@
 //! driven by `assets/files.js` through the resumable upload API.
 
 use askama::Template;
-use axum::extract::Query;
 use axum::response::Response;
-use axum::Form;
 use lockbox_types::VirtualPath;
 use lockbox_vault::EntryKind;
 use serde::Deserialize;
 
 use super::{human_size, page, q, see_other, when, Nav};
 use crate::access::Identity;
+use crate::api::extract::{Form, Query};
 use crate::api::{blocking, parse_path};
 use crate::error::WebError;
 use crate::routes::{self, Access, Route};
