@@ -200,3 +200,65 @@ fn a_throttled_source_is_told_to_wait_even_with_a_valid_token() {
         .iter()
         .any(|r| r["action"] == "source_throttled" && r["source"] == "127.0.0.6"));
 }
+
+#[test]
+fn fifty_parallel_codes_on_one_sign_in_are_evaluated_at_most_three_times() {
+    let s = TestServer::start();
+    s.setup_acme_alice();
+    let web = Web::new(&s);
+    let alice = Person::new("alice", PASSWORD);
+    web.sign_in(&alice);
+    let secret = alice.secret().unwrap();
+    let now = unix_now();
+    let valid: Vec<String> = [now - 30, now, now + 30]
+        .iter()
+        .map(|t| lockbox_vault::mfa::totp_code(&secret, *t))
+        .collect();
+    let wrong = (0..1000)
+        .map(|i| format!("{:06}", 654_321 + i))
+        .find(|c| !valid.contains(c))
+        .unwrap();
+
+    let guesser = web.with_source("127.0.0.7");
+    let r = guesser.password_step("alice", PASSWORD);
+    assert_eq!(r.status, 303, "{}", r.describe());
+    let login = r.set_cookie(LOGIN_COOKIE).unwrap();
+    let page = guesser
+        .get("/login/totp")
+        .cookie(LOGIN_COOKIE, &login)
+        .send();
+    let csrf = hidden_csrf(&page.text()).unwrap();
+    let statuses: Vec<(u16, bool)> = std::thread::scope(|sc| {
+        let threads: Vec<_> = (0..50)
+            .map(|_| {
+                let (guesser, login, csrf, wrong) = (&guesser, &login, &csrf, &wrong);
+                sc.spawn(move || {
+                    let r = guesser
+                        .post("/login/totp")
+                        .cookie(LOGIN_COOKIE, login)
+                        .form(&[("csrf", csrf), ("code", wrong)])
+                        .send();
+                    (
+                        r.status,
+                        r.set_cookie(SESSION_COOKIE).is_some_and(|c| !c.is_empty()),
+                    )
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert!(statuses.iter().all(|(_, session)| !session), "{statuses:?}");
+    let evaluated = audit_records(&s)
+        .iter()
+        .filter(|r| {
+            r["action"] == "login_failed"
+                && r["source"] == "127.0.0.7"
+                && r.to_string().contains("wrong or reused second-factor code")
+        })
+        .count();
+    eprintln!("50 parallel codes: {evaluated} evaluated; statuses {statuses:?}");
+    assert!(
+        (1..=3).contains(&evaluated),
+        "{evaluated} codes evaluated on one pending login (limit 3)"
+    );
+}

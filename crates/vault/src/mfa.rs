@@ -274,27 +274,18 @@ impl Vault {
         &self,
         pending: &PendingLogin,
         user: &UserRow,
-        method: &str,
-    ) -> std::result::Result<CodeAttempt<'_>, Verdict> {
+    ) -> std::result::Result<CodeAttempt<'_>, Refusal> {
         let policy = &self.inner.config.auth;
         let source = match self.inner.throttle.admit(pending.source, false, policy) {
             Ok(t) => t,
-            Err(NotAdmitted::Blocked(_)) => {
-                return Err(self.refuse_pending(pending, Refusal::SourceThrottled, method))
-            }
-            Err(NotAdmitted::Busy) => {
-                return Err(self.refuse_pending(pending, Refusal::SourceBusy, method))
-            }
+            Err(NotAdmitted::Blocked(_)) => return Err(Refusal::SourceThrottled),
+            Err(NotAdmitted::Busy) => return Err(Refusal::SourceBusy),
         };
         let reserved = pending.codes_tried.fetch_update(SeqCst, SeqCst, |n| {
             (n < MAX_CODES_PER_PENDING_LOGIN).then_some(n + 1)
         });
         if reserved.is_err() {
-            return Err(self.refuse_pending(
-                pending,
-                Refusal::SecondFactorAttemptsExhausted,
-                method,
-            ));
+            return Err(Refusal::SecondFactorAttemptsExhausted);
         }
         match self.inner.store.reserve_login_attempt(
             user.id,
@@ -307,10 +298,10 @@ impl Vault {
                 count,
                 pending_codes: pending.codes_tried.clone(),
             }),
-            Ok(None) => Err(self.refuse_pending(pending, Refusal::AccountLocked, method)),
+            Ok(None) => Err(Refusal::AccountLocked),
             Err(e) => {
                 tracing::error!(error = %e, "could not count a second-factor attempt");
-                Err(self.refuse_pending(pending, Refusal::Internal, method))
+                Err(Refusal::Internal)
             }
         }
     }
@@ -381,9 +372,9 @@ impl Vault {
         let Some(totp) = totp else {
             return self.refuse_pending(pending, Refusal::SecondFactorNotEnrolled, "totp");
         };
-        let attempt = match self.admit_code(pending, &user, "totp") {
+        let attempt = match self.admit_code(pending, &user) {
             Ok(a) => a,
-            Err(refused) => return refused,
+            Err(reason) => return self.refuse_pending(pending, reason, "totp"),
         };
         let code = code.get(..MAX_CODE_INPUT).unwrap_or(code);
         if let Some(digits) = totp_digits(code) {
@@ -500,9 +491,9 @@ impl Vault {
                 ))
             }
         };
-        let attempt = match self.admit_code(pending, &user, "totp") {
+        let attempt = match self.admit_code(pending, &user) {
             Ok(a) => a,
-            Err(refused) => return Ok((refused, vec![])),
+            Err(reason) => return Ok((self.refuse_pending(pending, reason, "totp"), vec![])),
         };
         let secret = self.open_totp_secret(&user, &totp.secret_sealed)?;
         let step = totp_digits(code.get(..MAX_CODE_INPUT).unwrap_or(code))
