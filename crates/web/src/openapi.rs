@@ -121,8 +121,9 @@ fn constrain(v: &mut serde_json::Value) {
 }
 
 /// What every API route can answer besides its own statuses, and the problem+json body of every
-/// error: 401 and 403 come from the access gate (no or refused credentials; the wrong role, a
-/// token without the scope, a missing CSRF token or a cross-site request), 400 from the
+/// error: 401, 403 and 429 come from the access gate (no or refused credentials; the wrong role, a
+/// token without the scope, a missing CSRF token or a cross-site request; a throttled source
+/// address), 400 from the
 /// extractors (a parameter or body that does not parse, or is not UTF-8), 413 and 415 for bodies
 /// that are too large or not JSON.
 fn complete(doc: &mut serde_json::Value) {
@@ -180,6 +181,16 @@ fn complete(doc: &mut serde_json::Value) {
                 .get("requestBody")
                 .and_then(|b| b.pointer("/content/application~1json"))
                 .is_some();
+            // HTTP cannot tell an empty body from none: an empty upload is an empty file (or
+            // part), so a byte body is never required.
+            if let Some(body) = op.get_mut("requestBody").and_then(|b| b.as_object_mut()) {
+                if body
+                    .get("content")
+                    .is_some_and(|c| c.get("application/octet-stream").is_some())
+                {
+                    body.insert("required".into(), json!(false));
+                }
+            }
             let responses = op
                 .entry("responses")
                 .or_insert_with(|| json!({}))
@@ -194,6 +205,10 @@ fn complete(doc: &mut serde_json::Value) {
             };
             if secured {
                 add("401", "no credentials, or they were refused");
+                add(
+                    "429",
+                    "too many failed sign-ins from the caller's address (see Retry-After)",
+                );
                 add(
                     "403",
                     "not allowed: the account's role, the token's scopes, the folder's grants, \

@@ -19,7 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::access::Identity;
 use crate::api::extract::{Json, Path, Query};
 use crate::api::files::{stream_body, UploadResult};
-use crate::api::{blocking, parse_path};
+use crate::api::{blocking, file_op, parse_path};
 use crate::error::{WebError, WebResult};
 use crate::routes::{self, Access, Route};
 use crate::state::{random_handle, AppState};
@@ -167,7 +167,7 @@ impl Drop for Reservation<'_> {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateUpload {
     /// Where the file will appear once committed.
-    #[schema(format = "virtual-path")]
+    #[schema(format = "virtual-path", example = "/home/claims.837")]
     pub path: String,
     /// Continue an upload to this path that was interrupted earlier (its bytes are kept);
     /// otherwise any interrupted upload there is discarded and this one starts empty.
@@ -201,13 +201,15 @@ pub async fn create(
     let session = ident.session();
     let p2 = path.clone();
     let handle = blocking(move || {
-        Ok(session.open_write(
-            &p2,
-            OpenMode {
-                truncate: !req.resume,
-                ..OpenMode::default()
-            },
-        )?)
+        session
+            .open_write(
+                &p2,
+                OpenMode {
+                    truncate: !req.resume,
+                    ..OpenMode::default()
+                },
+            )
+            .map_err(file_op)
     })
     .await?;
     let offset = handle.len();
@@ -311,16 +313,17 @@ pub struct CommitRequest {
 
 /// Makes the upload visible as a file, atomically replacing any earlier version.
 #[utoipa::path(post, path = "/api/v1/uploads/{id}/commit", tag = "uploads",
-    params(("id" = String, Path, description = "upload id")), request_body = CommitRequest,
+    params(("id" = String, Path, description = "upload id")), request_body = Option<CommitRequest>,
     responses((status = 201, body = UploadResult), (status = 404), (status = 409, description = "size mismatch")),
     security(("bearer" = []), ("session" = [])))]
 pub async fn commit(
     State(state): State<AppState>,
     ident: Identity,
     Path(id): Path<String>,
-    body: Option<Json<CommitRequest>>,
+    body: Option<Json<Option<CommitRequest>>>,
 ) -> WebResult<Response> {
-    let req = body.map(|Json(b)| b).unwrap_or_default();
+    // No body, or JSON `null`: no size to check.
+    let req = body.and_then(|Json(b)| b).unwrap_or_default();
     let up = state.uploads.get(&id, &ident)?;
     let mut guard = up
         .handle

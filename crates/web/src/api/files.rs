@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{Json, Query};
-use super::{blocking, parse_path, rfc3339};
+use super::{blocking, file_op, parse_path, rfc3339};
 use crate::access::Identity;
 use crate::error::{WebError, WebResult};
 use crate::routes::{self, Access, Route};
@@ -35,7 +35,7 @@ pub fn routes() -> Vec<Route> {
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct PathQuery {
     /// Absolute path in your namespace, e.g. `/home/outbound/claims.837`. `/` lists your folders.
-    #[param(format = "virtual-path")]
+    #[param(format = "virtual-path", example = "/home/claims.837")]
     pub path: String,
 }
 
@@ -74,14 +74,16 @@ fn entry_json(dir: &lockbox_types::VirtualPath, e: lockbox_vault::Entry) -> Entr
 
 /// Lists a directory.
 #[utoipa::path(get, path = "/api/v1/files", tag = "files", params(PathQuery),
-    responses((status = 200, body = Listing), (status = 404, description = "no such directory")),
+    responses((status = 200, body = Listing), (status = 404, description = "no such directory"),
+        (status = 409, description = "a file, not a directory")),
     security(("bearer" = []), ("session" = [])))]
 pub async fn list(ident: Identity, Query(q): Query<PathQuery>) -> WebResult<Json<Listing>> {
     let path = parse_path(&q.path)?;
     let session = ident.session();
     blocking(move || {
         let mut entries: Vec<EntryJson> = session
-            .list_dir(&path)?
+            .list_dir(&path)
+            .map_err(file_op)?
             .into_iter()
             .map(|e| entry_json(&path, e))
             .collect();
@@ -103,8 +105,8 @@ pub async fn remove(ident: Identity, Query(q): Query<PathQuery>) -> WebResult<St
     let session = ident.session();
     blocking(move || {
         match session.stat(&path)?.kind {
-            EntryKind::Dir => session.rmdir(&path)?,
-            EntryKind::File => session.remove(&path)?,
+            EntryKind::Dir => session.rmdir(&path).map_err(file_op)?,
+            EntryKind::File => session.remove(&path).map_err(file_op)?,
         }
         Ok(StatusCode::NO_CONTENT)
     })
@@ -113,9 +115,9 @@ pub async fn remove(ident: Identity, Query(q): Query<PathQuery>) -> WebResult<St
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RenameRequest {
-    #[schema(format = "virtual-path")]
+    #[schema(format = "virtual-path", example = "/home/claims.837")]
     pub from: String,
-    #[schema(format = "virtual-path")]
+    #[schema(format = "virtual-path", example = "/home/sent/claims.837")]
     pub to: String,
     /// Replace an existing file at `to` (needs delete permission there).
     #[serde(default)]
@@ -124,14 +126,15 @@ pub struct RenameRequest {
 
 /// Renames or moves a file or directory.
 #[utoipa::path(post, path = "/api/v1/files/rename", tag = "files", request_body = RenameRequest,
-    responses((status = 204, description = "renamed"), (status = 404), (status = 409)),
+    responses((status = 204, description = "renamed"), (status = 404),
+        (status = 409, description = "the target exists, or the move does not fit (into itself, a file where a directory is)")),
     security(("bearer" = []), ("session" = [])))]
 pub async fn rename(ident: Identity, Json(r): Json<RenameRequest>) -> WebResult<StatusCode> {
     let from = parse_path(&r.from)?;
     let to = parse_path(&r.to)?;
     let session = ident.session();
     blocking(move || {
-        session.rename(&from, &to, r.replace)?;
+        session.rename(&from, &to, r.replace).map_err(file_op)?;
         Ok(StatusCode::NO_CONTENT)
     })
     .await
@@ -139,19 +142,20 @@ pub async fn rename(ident: Identity, Json(r): Json<RenameRequest>) -> WebResult<
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct MkdirRequest {
-    #[schema(format = "virtual-path")]
+    #[schema(format = "virtual-path", example = "/home/sent")]
     pub path: String,
 }
 
 /// Creates a directory.
 #[utoipa::path(post, path = "/api/v1/files/mkdir", tag = "files", request_body = MkdirRequest,
-    responses((status = 201, description = "created"), (status = 404, description = "no such parent directory"), (status = 409, description = "exists")),
+    responses((status = 201, description = "created"), (status = 404, description = "no such parent directory"),
+        (status = 409, description = "exists, or the parent is a file")),
     security(("bearer" = []), ("session" = [])))]
 pub async fn mkdir(ident: Identity, Json(r): Json<MkdirRequest>) -> WebResult<StatusCode> {
     let path = parse_path(&r.path)?;
     let session = ident.session();
     blocking(move || {
-        session.mkdir(&path)?;
+        session.mkdir(&path).map_err(file_op)?;
         Ok(StatusCode::CREATED)
     })
     .await
@@ -278,7 +282,8 @@ pub fn stream_blocking(
 #[utoipa::path(get, path = "/api/v1/files/content", tag = "files", params(PathQuery,
         ("Range" = Option<String>, Header, description = "bytes=START-END (one range)")),
     responses((status = 200, description = "the file", content_type = "application/octet-stream"),
-        (status = 206, description = "the requested range"), (status = 404), (status = 416)),
+        (status = 206, description = "the requested range"), (status = 404),
+        (status = 409, description = "a directory, not a file"), (status = 416)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn download(
     ident: Identity,
@@ -288,7 +293,7 @@ pub async fn download(
     let path = parse_path(&q.path)?;
     let name = path.file_name().unwrap_or("download").to_owned();
     let session = ident.session();
-    let handle = blocking(move || Ok(session.open_read(&path)?)).await?;
+    let handle = blocking(move || session.open_read(&path).map_err(file_op)).await?;
     let handle = Arc::new(handle);
     let size = handle.size();
     let range = parse_range(&headers, size)?;
@@ -425,13 +430,15 @@ pub async fn upload(
     let session: Arc<Session> = ident.session();
     let p2 = path.clone();
     let handle = blocking(move || {
-        Ok(session.open_write(
-            &p2,
-            OpenMode {
-                truncate: true,
-                ..OpenMode::default()
-            },
-        )?)
+        session
+            .open_write(
+                &p2,
+                OpenMode {
+                    truncate: true,
+                    ..OpenMode::default()
+                },
+            )
+            .map_err(file_op)
     })
     .await?;
     let (handle, result) = stream_body(handle, 0, body).await;

@@ -27,6 +27,16 @@ pub fn parse_path(text: &str) -> WebResult<VirtualPath> {
         .map_err(|e| WebError::Vault(lockbox_vault::VaultError::from(e)))
 }
 
+/// A vault refusal of a file operation on a path the door has already parsed. The request is well
+/// formed, so the vault's "invalid input" there is about the path's current state (a file where a
+/// directory is needed or the reverse, a move into itself): 409 Conflict, not 400.
+pub fn file_op(e: lockbox_vault::VaultError) -> WebError {
+    match e.kind() {
+        lockbox_vault::ErrorKind::InvalidInput => WebError::Conflict(e.client_message()),
+        _ => WebError::Vault(e),
+    }
+}
+
 /// Runs blocking vault work off the async threads.
 pub async fn blocking<T, F>(f: F) -> WebResult<T>
 where
