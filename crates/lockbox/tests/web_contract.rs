@@ -155,6 +155,33 @@ fn framework_rejections_are_problem_json() {
         400,
     );
 
+    // A well-formed request that does not fit the path's state is a conflict, not a bad request.
+    w.web
+        .put("/api/v1/files/content?path=/home/f.txt")
+        .bearer(t)
+        .raw_body(b"x", "application/octet-stream")
+        .send()
+        .assert_status(201);
+    assert_problem(
+        &w.web.get("/api/v1/files?path=/home/f.txt").bearer(t).send(),
+        409,
+    );
+    // A commit may come without a body, or with JSON null.
+    let r = w
+        .web
+        .post("/api/v1/uploads")
+        .bearer(t)
+        .json(&json!({"path": "/home/g.txt"}))
+        .send();
+    r.assert_status(201);
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    w.web
+        .post(&format!("/api/v1/uploads/{id}/commit"))
+        .bearer(t)
+        .raw_body(b"null", "application/json")
+        .send()
+        .assert_status(201);
+
     // Admin routes take the same way out, and check what the schema promises.
     let a = &w.admin_token;
     assert_problem(
