@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use lockbox_types::{Door, Role};
 use lockbox_vault::{Credential, LoginAttempt, Principal, Session, Verdict};
 use subtle::ConstantTimeEq;
@@ -385,7 +385,11 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Identity {
     ) -> Result<Self, Self::Rejection> {
         parts.extensions.get::<Identity>().cloned().ok_or_else(|| {
             // Only reachable if a route was declared Public but reads an identity: a bug, refused.
-            (StatusCode::UNAUTHORIZED, "authentication required").into_response()
+            refuse(
+                parts.uri.path(),
+                StatusCode::UNAUTHORIZED,
+                "authentication required",
+            )
         })
     }
 }

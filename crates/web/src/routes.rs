@@ -115,6 +115,7 @@ pub fn router(state: AppState) -> Router {
     }
     router
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(crate::headers::security_headers))
         .with_state(state)
 }
@@ -124,6 +125,16 @@ async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
         uri.path(),
         axum::http::StatusCode::NOT_FOUND,
         "no such page or API route",
+    )
+}
+
+/// A known path with a method it does not take: the door's own error shape (problem+json under
+/// `/api`), not the framework's empty 405. axum still adds the `Allow` header.
+async fn method_not_allowed(uri: axum::http::Uri) -> axum::response::Response {
+    crate::access::refuse(
+        uri.path(),
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "this route does not take that method",
     )
 }
 
