@@ -147,14 +147,18 @@ fn complete(doc: &mut serde_json::Value) {
                 },
             }),
         );
-        // Exactly one of `user` and `group`.
+        // Exactly one of `user` and `group` given as a name (a `null` one counts as absent, as it
+        // does for the server).
         if let Some(g) = schemas
             .get_mut("GrantRequest")
             .and_then(|g| g.as_object_mut())
         {
             g.insert(
                 "oneOf".into(),
-                json!([{"required": ["user"]}, {"required": ["group"]}]),
+                json!([
+                    {"required": ["user"], "properties": {"user": {"type": "string"}}},
+                    {"required": ["group"], "properties": {"group": {"type": "string"}}},
+                ]),
             );
         }
     }
