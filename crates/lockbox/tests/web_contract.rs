@@ -239,7 +239,11 @@ fn framework_rejections_are_problem_json() {
     // A method a route does not take: 405 in the door's own shape, with Allow.
     let r = w.web.req("PATCH", "/api/v1/openapi.json").bearer(a).send();
     assert_problem(&r, 405);
-    assert!(r.header("allow").is_some_and(|v| v.contains("GET")), "{}", r.describe());
+    assert!(
+        r.header("allow").is_some_and(|v| v.contains("GET")),
+        "{}",
+        r.describe()
+    );
 
     // Browser pages get the HTML error page for the same rejections.
     let r = w
