@@ -219,6 +219,18 @@ struct SourceEntry {
     hashing: u32,
 }
 
+impl SourceEntry {
+    fn fresh(now: Instant) -> SourceEntry {
+        SourceEntry {
+            window_start: now,
+            failures: 0,
+            blocked_until: None,
+            in_flight: 0,
+            hashing: 0,
+        }
+    }
+}
+
 /// Most addresses we track; beyond this the oldest windows are dropped, so a spray from many
 /// addresses cannot grow memory without bound.
 const MAX_TRACKED_SOURCES: usize = 100_000;
@@ -278,13 +290,7 @@ impl SourceThrottle {
                     || now.duration_since(e.window_start) < policy.source_window
             });
         }
-        let e = map.entry(ip).or_insert(SourceEntry {
-            window_start: now,
-            failures: 0,
-            blocked_until: None,
-            in_flight: 0,
-            hashing: 0,
-        });
+        let e = map.entry(ip).or_insert_with(|| SourceEntry::fresh(now));
         if let Some(until) = e.blocked_until.filter(|u| now < *u) {
             return Err(NotAdmitted::Blocked(until - now));
         }
@@ -322,13 +328,7 @@ impl SourceThrottle {
     fn fail(&self, ip: IpAddr, policy: &AuthPolicy) -> bool {
         let mut map = self.lock();
         let now = Instant::now();
-        let e = map.entry(ip).or_insert(SourceEntry {
-            window_start: now,
-            failures: 0,
-            blocked_until: None,
-            in_flight: 0,
-            hashing: 0,
-        });
+        let e = map.entry(ip).or_insert_with(|| SourceEntry::fresh(now));
         if now.duration_since(e.window_start) > policy.source_window {
             e.window_start = now;
             e.failures = 0;
