@@ -2,16 +2,22 @@
 # SFTP throughput: lockbox vs OpenSSH's own internal-sftp, in ONE run, on loopback, with the same OpenSSH
 # `sftp` client and the same cipher.
 #
-#   bench/sftp_throughput.sh                 # 1 GiB file, 3 runs, aes128-gcm@openssh.com
+#   bench/sftp_throughput.sh                 # 1 GiB file + 2,000 files of 8 KiB, 3 runs, aes128-gcm
 #   SIZE_MB=256 RUNS=5 CIPHER=chacha20-poly1305@openssh.com bench/sftp_throughput.sh
 #
+# Two cases, each against both servers in the same run: one big file (`put`, `get`), and many small
+# files in one session (`put -r` / `get -r` of SMALL_FILES files of SMALL_KB KiB; SMALL_FILES=0 skips).
+#
 # Environment: SIZE_MB (default 1024), RUNS (default 3), CIPHER (default aes128-gcm@openssh.com),
+# SMALL_FILES (default 2000), SMALL_KB (default 8),
 # LOCKBOX_BIN (skip the cargo build and use this binary), CARGO_TARGET_DIR (respected), KEEP=1 (keep temp dir).
 # Everything listens on 127.0.0.1 only. All processes and temp files are removed on exit.
 set -euo pipefail
 
 SIZE_MB=${SIZE_MB:-1024}
 RUNS=${RUNS:-3}
+SMALL_FILES=${SMALL_FILES:-2000}
+SMALL_KB=${SMALL_KB:-8}
 CIPHER=${CIPHER:-aes128-gcm@openssh.com}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -173,3 +179,58 @@ echo "MiB/s = ${SIZE_MB} MiB / wall time of one 'sftp -b' (includes connect + au
 echo "server CPU s/GiB = (utime+stime+cutime+cstime) delta of the server's main process: lockbox = its own"
 echo "  process (all threads); openssh = the listening sshd plus its reaped per-connection children."
 put_get_table server 16 openssh lockbox lockbox/openssh
+
+[ "$SMALL_FILES" -gt 0 ] || exit 0
+
+# ---- many small files in one session ------------------------------------------------------------------------------
+SMALL=$WORK/small
+mkdir -p "$SMALL"
+log "generating $SMALL_FILES files of $SMALL_KB KiB"
+for i in $(seq 1 "$SMALL_FILES"); do head -c "$((SMALL_KB * 1024))" /dev/urandom >"$SMALL/f$i.bin"; done
+SMALL_SUM=$(cd "$SMALL" && sha256sum -- * | sort | sha256sum | cut -d' ' -f1)
+declare -A SMALL_SECS SMALL_CPU
+run_small() {
+    local server=$1 op=$2 run=$3 port pid user dst batch
+    if [ "$server" = openssh ]; then
+        port=$SSHD_PORT; pid=$SSHD_PID; user=$ME; dst=$SSHD_DIR/files/small-$run
+    else
+        port=$LB_PORT; pid=$LB_PID; user=benchuser; dst=/home/small-$run
+    fi
+    batch=$WORK/batch
+    if [ "$op" = put ]; then
+        printf 'put -r %s %s\n' "$SMALL" "$dst" >"$batch"
+    else
+        rm -rf "$WORK/small-down"
+        printf 'get -r %s %s\n' "$dst" "$WORK/small-down" >"$batch"
+    fi
+    timed_sftp "$pid" "$port" "$user" "$batch" "$server small $op"
+}
+for run in $(seq 1 "$RUNS"); do
+    if [ $((run % 2)) = 1 ]; then order=(openssh lockbox); else order=(lockbox openssh); fi
+    for server in "${order[@]}"; do
+        for op in put get; do
+            read -r secs cpu <<<"$(run_small "$server" "$op" "$run")"
+            SMALL_SECS[$server.$op]+="$secs "
+            SMALL_CPU[$server.$op]+="$cpu "
+            log "run $run $server small $op: ${secs}s, server CPU ${cpu}s"
+            if [ "$op" = get ]; then
+                n=$(find "$WORK/small-down" -type f | wc -l)
+                got=$(cd "$WORK/small-down" && sha256sum -- * | sort | sha256sum | cut -d' ' -f1)
+                [ "$n" = "$SMALL_FILES" ] && [ "$got" = "$SMALL_SUM" ] ||
+                    die "$server: small-file download differs ($n files)"
+            fi
+        done
+    done
+done
+echo
+echo "Many small files: $SMALL_FILES x $SMALL_KB KiB in one session (put -r / get -r), median of $RUNS runs"
+printf "%-16s %12s %12s %18s %18s\n" server "put s" "get s" "put CPU s" "get CPU s"
+for name in openssh lockbox; do
+    printf "%-16s %12s %12s %18s %18s\n" "$name" \
+        "$(median <<<"${SMALL_SECS[$name.put]}")" "$(median <<<"${SMALL_SECS[$name.get]}")" \
+        "$(median <<<"${SMALL_CPU[$name.put]}")" "$(median <<<"${SMALL_CPU[$name.get]}")"
+done
+printf "%-16s %12s %12s\n" "lockbox/openssh" \
+    "$(awk -v a="$(median <<<"${SMALL_SECS[openssh.put]}")" -v b="$(median <<<"${SMALL_SECS[lockbox.put]}")" 'BEGIN { printf "%.2fx", a / b }')" \
+    "$(awk -v a="$(median <<<"${SMALL_SECS[openssh.get]}")" -v b="$(median <<<"${SMALL_SECS[lockbox.get]}")" 'BEGIN { printf "%.2fx", a / b }')"
+echo "(ratio = OpenSSH time / Lockbox time: above 1 means Lockbox is faster)"

@@ -1,8 +1,18 @@
-//! One SFTP session on one SSH channel. Requests are served concurrently:
+//! One SFTP session on one SSH channel. Requests are served concurrently, and a client may pipeline
+//! as many as it likes: nothing is refused for being early, requests wait their turn.
 //!
-//! - the **reader** task parses packets and never waits on anything the writer needs (it only takes
-//!   in-flight permits with `try_acquire`), so russh's session loop can always deliver the client's
-//!   window adjustments and the design's deadlock cannot form;
+//! - the **reader** task parses packets and keeps draining the channel: russh's session loop blocks
+//!   when a channel's queue is full, and a blocked session loop cannot process the client's window
+//!   adjustments, which the writer may be waiting for (the deadlock in the design notes). So the
+//!   reader never waits on the writer in the normal course: requests go into a **queue** (a run
+//!   of consecutive READs on one handle, as paramiko's prefetch sends for a whole file at once, is
+//!   one entry), and the **dispatcher** takes them out as in-flight permits free up. The reader
+//!   waits only when a WRITE would exceed the session's write-behind budget (that drains to disk,
+//!   never through the writer) or when the queue holds `MAX_QUEUED` unrelated requests, a bound on
+//!   memory that no client we know of reaches;
+//! - requests on an open upload handle bypass the queue and go to that upload's worker in arrival
+//!   order, so a download's replies waiting for window can never hold back the writes that free
+//!   the reader;
 //! - each request runs on the blocking pool (vault calls do SQLite and positional file I/O), except
 //!   operations on an open file, which go through that handle's own worker in arrival order: uploads
 //!   need order for the encrypted writer and the running digest, and downloads must be answered in
@@ -37,9 +47,14 @@ use crate::protocol::{
 pub const MAX_IN_FLIGHT: usize = 128;
 /// Open handles per session (announced through limits@openssh.com).
 pub const MAX_HANDLES: usize = 256;
-/// Requests refused for exceeding `MAX_IN_FLIGHT` whose short error replies are still queued; a
-/// client that keeps flooding past this is not a client we can serve, so the session ends.
-const MAX_UNPERMITTED_REPLIES: usize = 1024;
+/// Requests waiting for an in-flight permit, per session (entries; a run of consecutive READs is
+/// one). Only when this many unrelated requests are outstanding does the reader wait.
+pub const MAX_QUEUED: usize = 32_768;
+/// Packet bytes of the queued requests other than READ runs (paths, attributes), per session.
+const MAX_QUEUED_BYTES: usize = 4 << 20;
+/// Replies to upload-handle requests not yet handed to the channel (each a few dozen bytes); they
+/// take no in-flight permit, so a download stalled on the window cannot hold up an upload.
+const MAX_DIRECT_REPLIES: usize = 65_536;
 /// How long replies already queued may take to reach the client after the session ended.
 const REPLY_DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
 /// Writes acknowledged but not yet encrypted and stored, per session (~16 MiB with OpenSSH's
@@ -70,6 +85,8 @@ enum Job {
         offset: u64,
         data: Bytes,
         permit: OwnedSemaphorePermit,
+        /// The session's write-behind budget this write's payload holds until it is applied.
+        slot: Option<OwnedSemaphorePermit>,
     },
     Fstat {
         id: u32,
@@ -131,7 +148,9 @@ struct State {
     handles: Mutex<HashMap<u32, Handle>>,
     next_handle: AtomicU32,
     replies: mpsc::UnboundedSender<Reply>,
-    unpermitted: Arc<AtomicUsize>,
+    /// Bounds replies that hold no in-flight permit (upload-handle requests, VERSION, errors for
+    /// malformed requests).
+    direct: Arc<Semaphore>,
     stats: Stats,
     /// File workers still running; the session waits for them so interrupted uploads are saved.
     workers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -241,18 +260,14 @@ pub async fn serve<R, W, Fut>(
     Fut: std::future::Future<Output = bool> + Send,
 {
     let (reply_tx, mut reply_rx) = mpsc::unbounded_channel::<Reply>();
-    let unpermitted = Arc::new(AtomicUsize::new(0));
-    let writer_unpermitted = unpermitted.clone();
     let mut writer = tokio::spawn(async move {
         while let Some((bytes, permit)) = reply_rx.recv().await {
-            let counted = permit.is_none();
             if !bytes.is_empty() && !output(bytes).await {
                 break;
             }
+            // Released only once the reply is with the channel: that is what bounds the memory
+            // replies can pin while the client is slow to read them.
             drop(permit);
-            if counted {
-                writer_unpermitted.fetch_sub(1, Ordering::Relaxed);
-            }
         }
     });
 
@@ -262,17 +277,34 @@ pub async fn serve<R, W, Fut>(
         handles: Mutex::new(HashMap::new()),
         next_handle: AtomicU32::new(1),
         replies: reply_tx,
-        unpermitted,
+        direct: Arc::new(Semaphore::new(MAX_DIRECT_REPLIES)),
         stats: Stats::default(),
         workers: Mutex::new(Vec::new()),
         closing: std::sync::atomic::AtomicBool::new(false),
         write_behind: Arc::new(Semaphore::new(WRITE_BEHIND)),
         upload_slots,
     });
+    let queue = Arc::new(Queue::default());
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-    let end_reason = read_loop(&state, &mut input, &permits).await;
+    let mut dispatcher = {
+        let (state, queue) = (state.clone(), queue.clone());
+        tokio::spawn(async move {
+            while let Some(req) = queue.pop().await {
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
+                dispatch(&state, req, permit);
+            }
+        })
+    };
+    let end_reason = read_loop(&state, &mut input, &queue).await;
 
     let cleanup = async {
+        // The client has gone: requests still queued are not started. Those already dispatched
+        // finish and are answered (within `REPLY_DRAIN`).
+        queue.close();
+        dispatcher.abort();
+        let _ = (&mut dispatcher).await;
         // Connection over. Dropping a worker's queue ends it: a download is recorded, an upload is
         // kept as interrupted (resumable by its owner).
         let leftovers: Vec<Handle> = {
@@ -320,11 +352,269 @@ pub async fn serve<R, W, Fut>(
     }
 }
 
+/// One entry of a session's request queue.
+enum Queued {
+    One {
+        req: Request,
+        bytes: usize,
+    },
+    /// READs `id + i` at `offset + i * len` for `i` in `0..count`, all on one handle: what a
+    /// prefetching client sends for a whole file, kept in constant space however long it is.
+    Reads {
+        handle: Vec<u8>,
+        id: u32,
+        offset: u64,
+        len: u32,
+        count: u32,
+    },
+}
+
+#[derive(Default)]
+struct QueueInner {
+    entries: std::collections::VecDeque<Queued>,
+    bytes: usize,
+    closed: bool,
+}
+
+/// Requests waiting for an in-flight permit, in arrival order: one producer (the reader) and one
+/// consumer (the dispatcher), each woken by the other through its `Notify` (which keeps a wakeup
+/// that arrives before the wait, so none is lost).
+#[derive(Default)]
+struct Queue {
+    inner: Mutex<QueueInner>,
+    /// Signalled by the reader after a push.
+    ready: tokio::sync::Notify,
+    /// Signalled by the dispatcher after a pop.
+    space: tokio::sync::Notify,
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends a request, waiting while the queue is at its bound.
+    async fn push(&self, req: Request, bytes: usize) {
+        let mut req = Some(req);
+        loop {
+            {
+                let mut q = self.lock();
+                if let Some(r) = req.take() {
+                    match Self::try_push(&mut q, r, bytes) {
+                        Ok(()) => {
+                            drop(q);
+                            self.ready.notify_one();
+                            return;
+                        }
+                        Err(r) => req = Some(r),
+                    }
+                }
+            }
+            self.space.notified().await;
+        }
+    }
+
+    fn try_push(q: &mut QueueInner, req: Request, bytes: usize) -> Result<(), Request> {
+        if let Request::Read {
+            id,
+            handle,
+            offset,
+            len,
+        } = &req
+        {
+            if let Some(Queued::Reads {
+                handle: h,
+                id: first,
+                offset: start,
+                len: l,
+                count,
+            }) = q.entries.back_mut()
+            {
+                let next_offset = u64::from(*l)
+                    .checked_mul(u64::from(*count))
+                    .and_then(|d| start.checked_add(d));
+                if h == handle
+                    && l == len
+                    && *count < u32::MAX
+                    && first.wrapping_add(*count) == *id
+                    && next_offset == Some(*offset)
+                {
+                    *count += 1;
+                    return Ok(());
+                }
+            }
+            if q.entries.len() >= MAX_QUEUED {
+                return Err(req);
+            }
+            if let Request::Read {
+                id,
+                handle,
+                offset,
+                len,
+            } = req
+            {
+                q.entries.push_back(Queued::Reads {
+                    handle,
+                    id,
+                    offset,
+                    len,
+                    count: 1,
+                });
+            }
+            return Ok(());
+        }
+        // A single request larger than the byte bound is still admitted into an empty queue.
+        if q.entries.len() >= MAX_QUEUED
+            || (!q.entries.is_empty() && q.bytes + bytes > MAX_QUEUED_BYTES)
+        {
+            return Err(req);
+        }
+        q.bytes += bytes;
+        q.entries.push_back(Queued::One { req, bytes });
+        Ok(())
+    }
+
+    /// Takes the oldest request; `None` once the queue is closed.
+    async fn pop(&self) -> Option<Request> {
+        loop {
+            {
+                let mut q = self.lock();
+                if q.closed {
+                    return None;
+                }
+                let taken = match q.entries.front_mut() {
+                    None => None,
+                    Some(Queued::Reads {
+                        handle,
+                        id,
+                        offset,
+                        len,
+                        count,
+                    }) => {
+                        let req = Request::Read {
+                            id: *id,
+                            handle: handle.clone(),
+                            offset: *offset,
+                            len: *len,
+                        };
+                        *id = id.wrapping_add(1);
+                        *offset = offset.saturating_add(u64::from(*len));
+                        *count -= 1;
+                        if *count == 0 {
+                            q.entries.pop_front();
+                        }
+                        Some(req)
+                    }
+                    Some(Queued::One { .. }) => match q.entries.pop_front() {
+                        Some(Queued::One { req, bytes }) => {
+                            q.bytes -= bytes;
+                            Some(req)
+                        }
+                        _ => None,
+                    },
+                };
+                if let Some(req) = taken {
+                    drop(q);
+                    self.space.notify_one();
+                    return Some(req);
+                }
+            }
+            self.ready.notified().await;
+        }
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_one();
+        self.space.notify_one();
+    }
+}
+
+impl State {
+    /// The upload worker's queue when `handle` is an open upload.
+    fn upload_queue(&self, handle: &[u8]) -> Option<mpsc::UnboundedSender<Job>> {
+        let h = handle_id(handle)?;
+        match self
+            .handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&h)
+        {
+            Some(Handle::Write(tx)) => Some(tx.clone()),
+            _ => None,
+        }
+    }
+
+    /// A reply slot for a request answered without an in-flight permit.
+    async fn direct_slot(&self) -> Option<OwnedSemaphorePermit> {
+        self.direct.clone().acquire_owned().await.ok()
+    }
+}
+
+/// Sends a request on an open upload straight to that upload's worker (see the module comment);
+/// gives it back when `req` is not one.
+async fn route_upload(state: &Arc<State>, req: Request) -> Result<(), Request> {
+    let handle = match &req {
+        Request::Write { handle, .. }
+        | Request::Fstat { handle, .. }
+        | Request::Fsetstat { handle, .. }
+        | Request::Close { handle, .. }
+        | Request::Extended {
+            request: ExtendedRequest::Fsync { handle },
+            ..
+        } => handle,
+        _ => return Err(req),
+    };
+    let Some(tx) = state.upload_queue(handle) else {
+        return Err(req);
+    };
+    let Some(permit) = state.direct_slot().await else {
+        return Err(req);
+    };
+    let job = match req {
+        Request::Write {
+            id, offset, data, ..
+        } => {
+            // Waits for earlier writes to reach the disk; that never depends on the writer.
+            let slot = state.write_behind.clone().acquire_owned().await.ok();
+            Job::Write {
+                id,
+                offset,
+                data,
+                permit,
+                slot,
+            }
+        }
+        Request::Fstat { id, .. } => Job::Fstat { id, permit },
+        Request::Fsetstat { id, attrs, .. } => Job::Setstat { id, attrs, permit },
+        Request::Close { id, handle } => {
+            if let Some(h) = handle_id(&handle) {
+                state
+                    .handles
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&h);
+            }
+            Job::Close { id, permit }
+        }
+        Request::Extended { id, .. } => Job::Fsync { id, permit },
+        other => return Err(other),
+    };
+    if let Err(mpsc::error::SendError(job)) = tx.send(job) {
+        let (id, permit) = job.into_reply();
+        state.send(
+            status(id, StatusCode::Failure, "upload ended unexpectedly"),
+            Some(permit),
+        );
+    }
+    Ok(())
+}
+
 /// Reads and dispatches packets; returns why the session ended.
 async fn read_loop<R: AsyncRead + Unpin>(
     state: &Arc<State>,
     input: &mut R,
-    permits: &Arc<Semaphore>,
+    queue: &Queue,
 ) -> &'static str {
     let mut initialized = false;
     loop {
@@ -355,12 +645,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 state.stats.errors.fetch_add(1, Ordering::Relaxed);
                 match e.id {
                     Some(id) if initialized => {
-                        if state.unpermitted.fetch_add(1, Ordering::Relaxed)
-                            >= MAX_UNPERMITTED_REPLIES
-                        {
-                            return "malformed packet flood";
-                        }
-                        state.send(status(id, e.status_code(), e.kind.to_string()), None);
+                        let slot = state.direct_slot().await;
+                        state.send(status(id, e.status_code(), e.kind.to_string()), slot);
                         continue;
                     }
                     _ => return "malformed packet",
@@ -378,29 +664,17 @@ async fn read_loop<R: AsyncRead + Unpin>(
                         }),
                         None,
                     );
-                    state.unpermitted.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 _ => return "request before INIT",
             }
         }
-        let Some(id) = req.id() else {
+        if req.id().is_none() {
             return "second INIT";
-        };
-        let permit = match permits.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                if state.unpermitted.fetch_add(1, Ordering::Relaxed) >= MAX_UNPERMITTED_REPLIES {
-                    return "request flood";
-                }
-                state.send(
-                    status(id, StatusCode::Failure, "too many requests in flight"),
-                    None,
-                );
-                continue;
-            }
-        };
-        dispatch(state, req, permit);
+        }
+        if let Err(req) = route_upload(state, req).await {
+            queue.push(req, len).await;
+        }
     }
 }
 
@@ -455,6 +729,7 @@ fn dispatch(state: &Arc<State>, req: Request, permit: OwnedSemaphorePermit) {
                 offset,
                 data,
                 permit,
+                slot: None,
             };
             return refuse_unrouted(
                 state,
@@ -828,12 +1103,10 @@ async fn open(
             ));
         }
     }
-    let Ok(upload_slot) = state.upload_slots.clone().try_acquire_owned() else {
-        return Ok(status(
-            id,
-            StatusCode::Failure,
-            "server busy: too many uploads in progress, retry later",
-        ));
+    // Each open upload holds a blocking thread; beyond the server-wide number, an upload waits its
+    // turn here (its client sees a slow OPEN) rather than being refused.
+    let Ok(upload_slot) = state.upload_slots.clone().acquire_owned().await else {
+        return Ok(status(id, StatusCode::Failure, "server is shutting down"));
     };
     let mut w = blocking(move || session.open_write(&p, mode)).await?;
     if let Some((_, mtime)) = attrs.atime_mtime {
@@ -842,7 +1115,15 @@ async fn open(
     let (tx, rx) = mpsc::unbounded_channel();
     match state.insert_handle(Handle::Write(tx)) {
         Some(h) => {
-            let worker = tokio::spawn(upload_worker(state.clone(), w, rx, append, upload_slot));
+            let worker = tokio::spawn(upload_worker(
+                UploadJob {
+                    state: state.clone(),
+                    append,
+                    _upload_slot: upload_slot,
+                },
+                w,
+                rx,
+            ));
             state
                 .workers
                 .lock()
@@ -865,7 +1146,7 @@ enum UploadCmd {
     Write {
         offset: u64,
         data: Bytes,
-        _slot: OwnedSemaphorePermit,
+        _slot: Option<OwnedSemaphorePermit>,
     },
     Len(oneshot::Sender<u64>),
     SetMtime(i64),
@@ -937,24 +1218,45 @@ fn upload_thread(
     }
 }
 
-/// Owns one upload's request queue. Writes are acknowledged as soon as they are queued for the
-/// upload thread, up to `WRITE_BEHIND` unapplied writes (then acknowledgements wait): the client's
-/// pipeline never stalls on encryption and disk latency, and memory stays bounded. Nothing becomes
-/// visible before CLOSE, which waits for every queued write and reports any failure.
-async fn upload_worker(
+/// What an upload's worker needs besides the handle and its queue.
+struct UploadJob {
     state: Arc<State>,
+    append: bool,
+    /// The server-wide upload slot, held while the upload is open.
+    _upload_slot: OwnedSemaphorePermit,
+}
+
+/// Owns one upload's request queue. Writes are acknowledged as soon as they are queued for the
+/// upload thread; the reader took a write-behind slot for each (`WRITE_BEHIND` unapplied writes per
+/// session, then the reader waits for the disk), so the client's pipeline never stalls on
+/// encryption and disk latency and memory stays bounded. A write that cannot succeed (beyond the
+/// size limit, or leaving too large a hole) is answered with its error before anything is queued,
+/// and fails the upload. Nothing becomes visible before CLOSE, which waits for every queued write
+/// and reports any failure.
+async fn upload_worker(
+    job: UploadJob,
     handle: WriteHandle,
     mut jobs: mpsc::UnboundedReceiver<Job>,
-    append: bool,
-    _upload_slot: OwnedSemaphorePermit,
 ) {
+    let UploadJob {
+        state,
+        append,
+        _upload_slot,
+    } = job;
+    // The upload's length once every acknowledged write is applied (they apply in this order).
+    let mut end = handle.len();
     let (cmd_tx, cmd_rx) = std::sync::mpsc::channel::<UploadCmd>();
     let failure: UploadFailure = Arc::new(Mutex::new(None));
     let thread_failure = failure.clone();
     let thread =
         tokio::task::spawn_blocking(move || upload_thread(handle, cmd_rx, append, thread_failure));
-    let slots = state.write_behind.clone();
     let failed = || failure.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let fail = |msg: String| {
+        let mut f = failure.lock().unwrap_or_else(|p| p.into_inner());
+        if f.is_none() {
+            *f = Some(msg);
+        }
+    };
     let thread_gone = |id: u32| status(id, StatusCode::Failure, "upload ended unexpectedly");
 
     while let Some(job) = jobs.recv().await {
@@ -964,14 +1266,19 @@ async fn upload_worker(
                 offset,
                 data,
                 permit,
+                slot,
             } => {
                 if let Some(msg) = failed() {
                     state.send(status(id, StatusCode::Failure, msg), Some(permit));
                     continue;
                 }
-                let Ok(slot) = slots.clone().acquire_owned().await else {
-                    break;
-                };
+                let at = if append { end } else { offset };
+                let len = data.len() as u64;
+                if let Err(e) = lockbox_vault::check_write_extent(end, at, len) {
+                    fail(e.client_message());
+                    state.send(error_reply(id, &e), Some(permit));
+                    continue;
+                }
                 let reply = if cmd_tx
                     .send(UploadCmd::Write {
                         offset,
@@ -980,6 +1287,7 @@ async fn upload_worker(
                     })
                     .is_ok()
                 {
+                    end = end.max(at + len);
                     ok(id)
                 } else {
                     thread_gone(id)
@@ -1013,7 +1321,10 @@ async fn upload_worker(
                     Some(size) => {
                         let (tx, rx) = oneshot::channel();
                         match (cmd_tx.send(UploadCmd::Truncate(size, tx)).is_ok(), rx.await) {
-                            (true, Ok(Ok(()))) => ok(id),
+                            (true, Ok(Ok(()))) => {
+                                end = size;
+                                ok(id)
+                            }
                             (true, Ok(Err(e))) => error_reply(id, &e),
                             _ => thread_gone(id),
                         }
@@ -1100,10 +1411,7 @@ async fn download_worker(
                 state.send(reply, Some(permit));
             }
             // The task failed and its permit went with it; the client still gets an answer.
-            Err(_) => {
-                state.unpermitted.fetch_add(1, Ordering::Relaxed);
-                state.send(status(id, StatusCode::Failure, "read failed"), None);
-            }
+            Err(_) => state.send(status(id, StatusCode::Failure, "read failed"), None),
         }
     };
     let mut close: Option<(u32, OwnedSemaphorePermit)> = None;

@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,6 +36,11 @@ const MAX_CODE_BYTES: usize = 64;
 /// What the keyboard-interactive prompt says; not echoed. Clients show it as-is (OpenSSH prefixes
 /// `(user@host)`), and scripts answering through SSH_ASKPASS match on it.
 const CODE_PROMPT: &str = "Verification code (authenticator app): ";
+/// Session channels one connection may open over its life (OpenSSH's `MaxSessions` default), each
+/// an independent SFTP session of the same login: ControlMaster multiplexing and clients that open
+/// a second channel for a parallel transfer need more than one. Every per-session bound holds per
+/// channel.
+pub const MAX_SESSION_CHANNELS: usize = 10;
 
 /// Methods a client may go on with after a password that still owes its second factor.
 fn second_factor_methods() -> MethodSet {
@@ -248,7 +253,7 @@ async fn connection(
         pending: None,
         code_attempts: 0,
         channels: HashMap::new(),
-        session_channels: 0,
+        session_channels: Arc::new(AtomicUsize::new(0)),
     };
     let grace = tokio::time::sleep(shared.cfg.login_grace);
     tokio::pin!(grace);
@@ -315,8 +320,9 @@ struct SshHandler {
     /// Keyboard-interactive answers received on this connection (bounded by `MAX_CODE_ATTEMPTS`).
     code_attempts: usize,
     channels: HashMap<ChannelId, Channel<Msg>>,
-    /// Session channels ever opened on this connection (at most one).
-    session_channels: usize,
+    /// Session channels open on this connection (at most `MAX_SESSION_CHANNELS`), shared with
+    /// each channel's SFTP task, which gives its place back when it ends.
+    session_channels: Arc<AtomicUsize>,
 }
 
 impl SshHandler {
@@ -401,6 +407,15 @@ impl SshHandler {
     }
 }
 
+/// A session channel's place in its connection's `MAX_SESSION_CHANNELS`.
+struct ChannelPlace(Arc<AtomicUsize>);
+
+impl Drop for ChannelPlace {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 enum OwnedCredential {
     Password(String),
     Key(russh::keys::PublicKey),
@@ -424,9 +439,25 @@ impl Handler for SshHandler {
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
         // A new password attempt replaces any earlier one that was waiting for its code.
         self.pending = None;
-        Ok(self
-            .verdict(user, OwnedCredential::Password(password.to_owned()))
-            .await)
+        Ok(
+            match self
+                .verdict(user, OwnedCredential::Password(password.to_owned()))
+                .await
+            {
+                // russh drops `password` from the methods it offers after a plain rejection, so
+                // a typo would end the login; keep offering it. `max_auth_attempts` (6, like
+                // OpenSSH's MaxAuthTries) still ends the connection, and every failure was counted
+                // by the vault toward the account lockout and the source throttle.
+                Auth::Reject {
+                    proceed_with_methods: None,
+                    partial_success: false,
+                } => Auth::Reject {
+                    proceed_with_methods: Some(first_factor_methods()),
+                    partial_success: false,
+                },
+                other => other,
+            },
+        )
     }
 
     async fn auth_publickey_offered(
@@ -497,15 +528,16 @@ impl Handler for SshHandler {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        // One SFTP channel per connection is all any client needs; more would multiply the
-        // per-session memory bound.
-        if self.principal.is_none() || self.session_channels >= 1 {
+        // Bounded, so one connection multiplies the per-session memory bound at most
+        // `MAX_SESSION_CHANNELS` times. A channel opened but given no subsystem yet counts too.
+        let open = self.session_channels.load(Ordering::Acquire);
+        if self.principal.is_none() || open >= MAX_SESSION_CHANNELS {
             reply
                 .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
                 .await;
             return Ok(());
         }
-        self.session_channels += 1;
+        self.session_channels.fetch_add(1, Ordering::AcqRel);
         self.channels.insert(channel.id(), channel);
         reply.accept().await;
         Ok(())
@@ -517,9 +549,12 @@ impl Handler for SshHandler {
         name: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let (Some(ch), Some(principal), "sftp") =
-            (self.channels.remove(&channel), self.principal.clone(), name)
-        else {
+        let ch = self.channels.remove(&channel);
+        // Given back when this channel's SFTP session ends, or here if it cannot start.
+        let place = ch
+            .as_ref()
+            .map(|_| ChannelPlace(self.session_channels.clone()));
+        let (Some(ch), Some(principal), "sftp") = (ch, self.principal.clone(), name) else {
             session.channel_failure(channel)?;
             return Ok(());
         };
@@ -535,6 +570,7 @@ impl Handler for SshHandler {
         };
         session.channel_success(channel)?;
         tokio::spawn(async move {
+            let _place = place;
             let (mut read_half, write_half) = ch.split();
             let write_half = Arc::new(write_half);
             let writer = write_half.clone();
@@ -549,6 +585,19 @@ impl Handler for SshHandler {
             let _ = write_half.eof().await;
             let _ = write_half.close().await;
         });
+        Ok(())
+    }
+
+    /// A session channel closed before it asked for the subsystem gives its place back here (one
+    /// running SFTP gives it back when its task ends).
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if self.channels.remove(&channel).is_some() {
+            drop(ChannelPlace(self.session_channels.clone()));
+        }
         Ok(())
     }
 

@@ -12,7 +12,7 @@ mod sqlite;
 pub use blobs::{BlobId, BlobStore, LocalBlobStore};
 pub use exposure::{ExposureFileRow, ExposurePersonRef};
 pub use rows::*;
-pub use sqlite::SqliteStore;
+pub use sqlite::{join_rel, SqliteStore};
 
 /// Errors from the metadata or blob store.
 #[derive(Debug, thiserror::Error)]

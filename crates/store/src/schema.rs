@@ -1,6 +1,6 @@
 //! The SQLite schema and its version. Migrations are append-only: a new version adds a step.
 
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 pub const SCHEMA_V1: &str = r#"
 CREATE TABLE orgs (
@@ -172,4 +172,25 @@ CREATE INDEX api_tokens_by_user ON api_tokens (user_id);
 /// ask for a TOTP or recovery code (keyboard-interactive); existing organizations keep 0 (off).
 pub const SCHEMA_V4: &str = r#"
 ALTER TABLE orgs ADD COLUMN sftp_password_totp INTEGER NOT NULL DEFAULT 0;
+"#;
+
+/// Upload ids are never reused (AUTOINCREMENT): a commit deletes the staging row while the committing
+/// session still refers to its id, and a plain rowid table hands that id to the next upload.
+pub const SCHEMA_V5: &str = r#"
+CREATE TABLE uploads_v5 (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    folder_id INTEGER NOT NULL REFERENCES folders(id),
+    parent TEXT NOT NULL,
+    name TEXT NOT NULL,
+    user_id INTEGER NOT NULL REFERENCES users(id),
+    blob_id BLOB NOT NULL,
+    wrapped_key BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    UNIQUE (folder_id, parent, name, user_id)
+);
+INSERT INTO uploads_v5 SELECT id, folder_id, parent, name, user_id, blob_id, wrapped_key, size, created_at, updated_at FROM uploads;
+DROP TABLE uploads;
+ALTER TABLE uploads_v5 RENAME TO uploads;
 "#;

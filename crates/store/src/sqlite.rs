@@ -9,7 +9,7 @@ use lockbox_types::{FileId, FolderId, GroupId, OrgId, PermissionSet, Role, Uploa
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use crate::rows::*;
-use crate::schema::{SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_VERSION};
+use crate::schema::{SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_VERSION};
 use crate::{now_unix, BlobId, Result, StoreError};
 
 /// How long a writer waits for another process (the CLI, a second server) to finish its transaction.
@@ -212,6 +212,7 @@ impl SqliteStore {
             (2, SCHEMA_V2),
             (3, SCHEMA_V3),
             (4, SCHEMA_V4),
+            (5, SCHEMA_V5),
         ] {
             if version < target {
                 let tx = conn.unchecked_transaction()?;
@@ -788,6 +789,24 @@ impl SqliteStore {
     }
 
     /// Removes an empty directory. Returns NotFound if absent, Conflict if not empty.
+    /// What keeps directory `dir` from being removed, apart from `user`'s own staging uploads:
+    /// subdirectories, live files and other users' uploads.
+    pub fn dir_contents_except_uploads_of(
+        &self,
+        folder: FolderId,
+        dir: &str,
+        user: UserId,
+    ) -> Result<u64> {
+        let n: i64 = self.conn().query_row(
+            "SELECT (SELECT count(*) FROM dirs WHERE folder_id = ?1 AND parent = ?2) + \
+                    (SELECT count(*) FROM files WHERE folder_id = ?1 AND parent = ?2 AND deleted_at IS NULL) + \
+                    (SELECT count(*) FROM uploads WHERE folder_id = ?1 AND parent = ?2 AND user_id <> ?3)",
+            params![folder.0, dir, user.0],
+            |r| r.get(0),
+        )?;
+        Ok(n.max(0) as u64)
+    }
+
     pub fn remove_dir(&self, folder: FolderId, parent: &str, name: &str) -> Result<()> {
         let mut c = self.conn();
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -1135,6 +1154,19 @@ impl SqliteStore {
             .optional()?;
         c.execute("DELETE FROM uploads WHERE id = ?1", params![upload.0])?;
         blob.map(|b| BlobId::from_slice(&b)).transpose()
+    }
+
+    /// Staging uploads directly inside directory `dir` (a folder-relative path), for `rmdir`.
+    pub fn uploads_in_dir(&self, folder: FolderId, dir: &str) -> Result<Vec<UploadRow>> {
+        let sql = concat!(
+            "SELECT ",
+            upload_cols!(),
+            " FROM uploads WHERE folder_id = ?1 AND parent = ?2"
+        );
+        let c = self.conn();
+        let mut st = c.prepare_cached(sql)?;
+        let rows = st.query_map(params![folder.0, dir], upload_from)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Uploads untouched since `before` (abandoned), for cleanup.
@@ -1558,6 +1590,39 @@ pub fn join_rel(parent: &str, name: &str) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// A committed (deleted) upload's id is never handed to the next upload: the committing session
+    /// may still hold a lease under it.
+    #[test]
+    fn upload_ids_are_never_reused() {
+        let mut raw = [0u8; 8];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
+        let dir = std::env::temp_dir().join(format!("lockbox-store-ids-{}", hex::encode(raw)));
+        std::fs::create_dir(&dir).unwrap();
+        let store = SqliteStore::open(&dir.join("lockbox.db")).unwrap();
+        let org = store.create_org("acme").unwrap();
+        let user = store
+            .create_user_with_home(org.id, "alice", Role::Transfer, None, "home-alice")
+            .unwrap();
+        let folder = store.create_folder(org.id, "shared").unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..5 {
+            let up = store
+                .create_upload(
+                    folder.id,
+                    "",
+                    &format!("f{i}"),
+                    user.id,
+                    BlobId::random(),
+                    b"k",
+                )
+                .unwrap();
+            assert!(seen.insert(up.id.0), "upload id {} reused", up.id.0);
+            store.delete_upload(up.id).unwrap();
+        }
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     /// A database written by a v3 server gains the org policy column, off for existing orgs.
     #[test]

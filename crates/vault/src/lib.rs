@@ -37,7 +37,7 @@ pub use mfa::{base32_decode, totp_code, TotpEnrollment};
 pub use monitor::{ActiveSession, AuditQuery, AuditRecordView, Metrics, MetricsSnapshot};
 pub use session::{Entry, EntryKind, OpenMode, Session};
 pub use tokens::{TokenInfo, TokenScopes};
-pub use transfer::{ReadHandle, WriteHandle};
+pub use transfer::{check_write_extent, ReadHandle, WriteHandle};
 
 /// The home folder's name as every user sees it.
 pub const HOME_MOUNT: &str = "home";
@@ -50,7 +50,9 @@ pub(crate) struct Inner {
     pub(crate) audit: AuditLog,
     pub(crate) throttle: auth::SourceThrottle,
     /// Uploads currently open for writing (see `transfer::UploadLease`).
-    pub(crate) open_uploads: std::sync::Mutex<std::collections::HashSet<lockbox_types::UploadId>>,
+    /// Staging uploads open for writing in this process, by blob id: random per upload and never
+    /// reused, unlike a row id.
+    pub(crate) open_uploads: std::sync::Mutex<std::collections::HashSet<lockbox_store::BlobId>>,
     /// Bounds concurrent Argon2 verifications (19 MiB each) so a login flood cannot exhaust memory.
     pub(crate) hashing: auth::HashingSlots,
     /// HMAC key for the inventory's person fingerprints, derived from the key provider (never a file

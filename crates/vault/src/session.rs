@@ -536,14 +536,24 @@ impl Session {
                 });
             }
         };
-        let mut handle = WriteHandle::create(&self.vault, ctx, up, file, key)?;
-        // Opening an existing file without truncation means "modify it": start from its content.
-        if let (Some(existing), false) = (live, mode.truncate) {
-            let reader =
-                ReadHandle::open(&self.vault, self.actor.clone(), existing, String::new())?;
-            handle.copy_from(&reader)?;
+        let upload_id = up.id;
+        let opened = WriteHandle::create(&self.vault, ctx, up, file, key).and_then(|mut handle| {
+            // Opening an existing file without truncation means "modify it": start from its content.
+            if let (Some(existing), false) = (live, mode.truncate) {
+                let reader =
+                    ReadHandle::open(&self.vault, self.actor.clone(), existing, String::new())?;
+                handle.copy_from(&reader)?;
+            }
+            Ok(handle)
+        });
+        if opened.is_err() {
+            // Nobody will ever write or resume this staging row; leaving it would hide a phantom
+            // upload in the folder (and keep `rmdir` from removing it).
+            if let Ok(Some(blob)) = store.delete_upload(upload_id) {
+                self.vault.remove_blob_after_commit(blob);
+            }
         }
-        Ok(handle)
+        opened
     }
 
     pub fn remove(&self, path: &VirtualPath) -> Result<()> {
@@ -622,6 +632,7 @@ impl Session {
         self.require_scope(Scope::Write, path)?;
         let (mount, parent, name) = self.resolve_inside(path, "remove")?;
         self.require(&mount, Permission::Delete, path)?;
+        self.discard_own_abandoned_uploads(&mount, path, &parent, &name)?;
         match self
             .vault
             .inner
@@ -639,6 +650,45 @@ impl Session {
                 .target(self.target(&mount, path))
                 .detail(json!({"session": self.actor.session_id})),
         );
+        Ok(())
+    }
+
+    /// An upload handle that was never closed leaves a hidden, resumable staging upload, so a folder
+    /// can list as empty and still refuse `rmdir`. When the caller's own such uploads are all that
+    /// is left in the directory, removing it discards them (audited, like `rm` of a partial upload).
+    /// Uploads open right now, and anything else in the directory, keep it as it is.
+    fn discard_own_abandoned_uploads(
+        &self,
+        mount: &Mount,
+        path: &VirtualPath,
+        parent: &str,
+        name: &str,
+    ) -> Result<()> {
+        let store = &self.vault.inner.store;
+        let user = self.principal.user.id;
+        let dir = lockbox_store::join_rel(parent, name);
+        if store.dir_contents_except_uploads_of(mount.folder.id, &dir, user)? > 0 {
+            return Ok(());
+        }
+        for up in store.uploads_in_dir(mount.folder.id, &dir)? {
+            if up.user_id != user {
+                continue;
+            }
+            // Held while deleting, so a session resuming it right now is not cut off.
+            let Ok(lease) = crate::transfer::UploadLease::take(&self.vault, &up) else {
+                continue;
+            };
+            if let Some(blob) = store.delete_upload(up.id)? {
+                self.vault.remove_blob_after_commit(blob);
+            }
+            drop(lease);
+            self.vault.audit(
+                self.actor
+                    .event(Action::UploadAbandoned, Outcome::Ok)
+                    .target(format!("{}/{}", self.target(mount, path), up.name))
+                    .detail(json!({"size": up.size, "reason": "directory removed", "session": self.actor.session_id})),
+            );
+        }
         Ok(())
     }
 

@@ -27,6 +27,28 @@ pub const MAX_FILE_SIZE: u64 = 1 << 40;
 /// client can resume near where it stopped instead of from zero.
 const PROGRESS_EVERY: u64 = 32 * 1024 * 1024;
 
+/// Whether a write of `len` bytes at `offset` into an upload now `current_len` bytes long is one
+/// Lockbox accepts. Doors that acknowledge a write before applying it check this first, so a write
+/// that will fail is answered with the error itself (as OpenSSH does) rather than an early "OK".
+pub fn check_write_extent(current_len: u64, offset: u64, len: u64) -> Result<()> {
+    let end = offset
+        .checked_add(len)
+        .ok_or_else(|| VaultError::InvalidInput("write beyond the maximum file size".into()))?;
+    if offset > current_len.saturating_add(MAX_HOLE) {
+        return Err(VaultError::InvalidInput(format!(
+            "write at offset {offset} would leave a hole of more than {} MiB",
+            MAX_HOLE >> 20
+        )));
+    }
+    if end > MAX_FILE_SIZE {
+        return Err(VaultError::LimitReached(format!(
+            "files are limited to {} GiB",
+            MAX_FILE_SIZE >> 30
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) struct UploadContext {
     pub(crate) actor: Arc<Actor>,
     pub(crate) target: String,
@@ -146,22 +168,7 @@ impl WriteHandle {
 
     /// Refuses writes that would leave a large hole or exceed the size limit.
     fn check_extent(&self, offset: u64, len: u64) -> Result<()> {
-        let end = offset
-            .checked_add(len)
-            .ok_or_else(|| VaultError::InvalidInput("write beyond the maximum file size".into()))?;
-        if offset > self.writer.len().saturating_add(MAX_HOLE) {
-            return Err(VaultError::InvalidInput(format!(
-                "write at offset {offset} would leave a hole of more than {} MiB",
-                MAX_HOLE >> 20
-            )));
-        }
-        if end > MAX_FILE_SIZE {
-            return Err(VaultError::LimitReached(format!(
-                "files are limited to {} GiB",
-                MAX_FILE_SIZE >> 30
-            )));
-        }
-        Ok(())
+        check_write_extent(self.writer.len(), offset, len)
     }
 
     pub fn truncate(&mut self, len: u64) -> Result<()> {
@@ -362,10 +369,12 @@ impl Vault {
 }
 
 /// Marks an upload as open in this process. Uploads are only written by server sessions, so an
-/// in-memory registry is enough to stop two handles from sharing one staging blob and key.
+/// in-memory registry is enough to stop two handles from sharing one staging blob and key. Keyed by
+/// the staging blob's random id, which no later upload can have (row ids could be handed out again
+/// while a committing session still holds its lease).
 pub(crate) struct UploadLease {
     vault: Vault,
-    id: lockbox_types::UploadId,
+    blob: lockbox_store::BlobId,
 }
 
 impl UploadLease {
@@ -375,7 +384,7 @@ impl UploadLease {
             .open_uploads
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if !open.insert(upload.id) {
+        if !open.insert(upload.blob_id) {
             return Err(VaultError::AlreadyExists(format!(
                 "an upload to {:?} is already open in another session",
                 upload.name
@@ -383,7 +392,7 @@ impl UploadLease {
         }
         Ok(UploadLease {
             vault: vault.clone(),
-            id: upload.id,
+            blob: upload.blob_id,
         })
     }
 }
@@ -396,7 +405,7 @@ impl Drop for UploadLease {
             .open_uploads
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        open.remove(&self.id);
+        open.remove(&self.blob);
     }
 }
 

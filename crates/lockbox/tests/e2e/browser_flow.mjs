@@ -1,5 +1,5 @@
 // End-to-end browser flow against Lockbox's HTTPS door, in headless Debian Chromium driven by playwright-core.
-// Run by crates/lockbox/tests/web_browser.rs (which starts the server and creates the users); runnable by hand:
+// Run by crates/lockbox/tests/suite/web_browser.rs (which starts the server and creates the users); runnable by hand:
 //
 //   LOCKBOX_E2E_BASE=https://127.0.0.1:PORT \
 //   LOCKBOX_E2E_PARTNER_USER=alice LOCKBOX_E2E_PARTNER_PASSWORD=... \

@@ -3,7 +3,7 @@
 //! resumable with `reput`, restartable with `put`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::thread;

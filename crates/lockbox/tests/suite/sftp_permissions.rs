@@ -2,7 +2,7 @@
 //! path escapes, links, hostile names, and admin accounts kept off the data protocol.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::path::{Path, PathBuf};

@@ -11,7 +11,7 @@
 //! Without them the test fails, saying what is missing and how to install it (it never skips, CI or not).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

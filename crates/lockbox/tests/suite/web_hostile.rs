@@ -8,7 +8,7 @@
 //! the per-source throttle they trigger does not lock the rest of the test out.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use common::web::*;
 use common::*;

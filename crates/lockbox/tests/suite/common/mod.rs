@@ -1185,7 +1185,12 @@ pub struct RawSftp {
 
 impl RawSftp {
     pub fn connect(port: u16, user: &str, key: &Path) -> RawSftp {
-        let mut cmd = ssh_subsystem_command(port, user, key);
+        RawSftp::spawn(ssh_subsystem_command(port, user, key))
+    }
+
+    /// Runs `cmd` (an ssh command that starts the sftp subsystem) and speaks raw SFTP over its
+    /// stdin and stdout.
+    pub fn spawn(mut cmd: Command) -> RawSftp {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -2,7 +2,7 @@
 //! parses, key management, groups and grants take effect over SFTP, disable/enable, set-password.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::process::{Command, Output};

@@ -5,7 +5,7 @@
 //! at most three codes, and the audit log tells which door and which factors were used.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use common::web::{audit_records, Person, Web};
 use common::*;

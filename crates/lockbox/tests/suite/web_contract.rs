@@ -5,7 +5,7 @@
 //! "repaired" into U+FFFD names), and a refused upload leaves nothing behind.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use common::web::*;
 use common::*;

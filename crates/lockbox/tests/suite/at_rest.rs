@@ -3,7 +3,7 @@
 //! unreadable.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use rusqlite::types::Value;

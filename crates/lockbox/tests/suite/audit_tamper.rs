@@ -3,7 +3,7 @@
 //! valid JSON lines covering logins (success and failure) and uploads.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use rusqlite::types::Value;

@@ -4,7 +4,7 @@
 //! health, metrics and the OpenAPI document.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
