@@ -55,6 +55,11 @@ const MAX_QUEUED_BYTES: usize = 4 << 20;
 /// Replies to upload-handle requests not yet handed to the channel (each a few dozen bytes); they
 /// take no in-flight permit, so a download stalled on the window cannot hold up an upload.
 const MAX_DIRECT_REPLIES: usize = 65_536;
+/// How long the reader waits for room when a client has `MAX_QUEUED` requests or
+/// `MAX_DIRECT_REPLIES` replies outstanding. Only a client that stopped reading its replies gets
+/// there, and while the reader waits russh's session loop cannot run its own timers, so after this
+/// the session ends ("request flood") instead of holding the connection forever.
+const FLOOD_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 /// How long replies already queued may take to reach the client after the session ended.
 const REPLY_DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
 /// Writes acknowledged but not yet encrypted and stored, per session (~16 MiB with OpenSSH's
@@ -300,11 +305,17 @@ pub async fn serve<R, W, Fut>(
     let end_reason = read_loop(&state, &mut input, &queue).await;
 
     let cleanup = async {
-        // The client has gone: requests still queued are not started. Those already dispatched
-        // finish and are answered (within `REPLY_DRAIN`).
+        // No more requests: those still queued are served and answered (a client that sends its
+        // requests and then EOF still reads the replies), within `REPLY_DRAIN`; a client that
+        // stopped reading cannot hold the session longer.
         queue.close();
-        dispatcher.abort();
-        let _ = (&mut dispatcher).await;
+        if tokio::time::timeout(REPLY_DRAIN, &mut dispatcher)
+            .await
+            .is_err()
+        {
+            dispatcher.abort();
+            let _ = (&mut dispatcher).await;
+        }
         // Connection over. Dropping a worker's queue ends it: a download is recorded, an upload is
         // kept as interrupted (resumable by its owner).
         let leftovers: Vec<Handle> = {
@@ -393,9 +404,11 @@ impl Queue {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Appends a request, waiting while the queue is at its bound.
-    async fn push(&self, req: Request, bytes: usize) {
+    /// Appends a request, waiting while the queue is at its bound; false when no room came within
+    /// `FLOOD_WAIT`.
+    async fn push(&self, req: Request, bytes: usize) -> bool {
         let mut req = Some(req);
+        let mut deadline = None;
         loop {
             {
                 let mut q = self.lock();
@@ -404,13 +417,19 @@ impl Queue {
                         Ok(()) => {
                             drop(q);
                             self.ready.notify_one();
-                            return;
+                            return true;
                         }
                         Err(r) => req = Some(r),
                     }
                 }
             }
-            self.space.notified().await;
+            let until = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + FLOOD_WAIT);
+            if tokio::time::timeout_at(until, self.space.notified())
+                .await
+                .is_err()
+            {
+                return false;
+            }
         }
     }
 
@@ -474,12 +493,12 @@ impl Queue {
         Ok(())
     }
 
-    /// Takes the oldest request; `None` once the queue is closed.
+    /// Takes the oldest request; `None` once the queue is closed and empty.
     async fn pop(&self) -> Option<Request> {
         loop {
             {
                 let mut q = self.lock();
-                if q.closed {
+                if q.closed && q.entries.is_empty() {
                     return None;
                 }
                 let taken = match q.entries.front_mut() {
@@ -523,6 +542,7 @@ impl Queue {
         }
     }
 
+    /// No more requests will come: the dispatcher ends once the queue is empty.
     fn close(&self) {
         self.lock().closed = true;
         self.ready.notify_one();
@@ -545,15 +565,35 @@ impl State {
         }
     }
 
-    /// A reply slot for a request answered without an in-flight permit.
-    async fn direct_slot(&self) -> Option<OwnedSemaphorePermit> {
-        self.direct.clone().acquire_owned().await.ok()
+    /// Keeps a file worker to wait for at session end; finished ones are dropped here, so a long
+    /// session of many small files does not accumulate them.
+    fn add_worker(&self, worker: tokio::task::JoinHandle<()>) {
+        let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+        workers.retain(|w| !w.is_finished());
+        workers.push(worker);
     }
+
+    /// A reply slot for a request answered without an in-flight permit; `None` when the client
+    /// left `MAX_DIRECT_REPLIES` replies unread for `FLOOD_WAIT`.
+    async fn direct_slot(&self) -> Option<OwnedSemaphorePermit> {
+        tokio::time::timeout(FLOOD_WAIT, self.direct.clone().acquire_owned())
+            .await
+            .ok()?
+            .ok()
+    }
+}
+
+/// Why a request could not be routed straight to an upload.
+enum NotRouted {
+    /// Not a request on an open upload: it goes through the queue.
+    Queue(Request),
+    /// The client has left too many replies unread for too long.
+    Flood,
 }
 
 /// Sends a request on an open upload straight to that upload's worker (see the module comment);
 /// gives it back when `req` is not one.
-async fn route_upload(state: &Arc<State>, req: Request) -> Result<(), Request> {
+async fn route_upload(state: &Arc<State>, req: Request) -> Result<(), NotRouted> {
     let handle = match &req {
         Request::Write { handle, .. }
         | Request::Fstat { handle, .. }
@@ -563,13 +603,13 @@ async fn route_upload(state: &Arc<State>, req: Request) -> Result<(), Request> {
             request: ExtendedRequest::Fsync { handle },
             ..
         } => handle,
-        _ => return Err(req),
+        _ => return Err(NotRouted::Queue(req)),
     };
     let Some(tx) = state.upload_queue(handle) else {
-        return Err(req);
+        return Err(NotRouted::Queue(req));
     };
     let Some(permit) = state.direct_slot().await else {
-        return Err(req);
+        return Err(NotRouted::Flood);
     };
     let job = match req {
         Request::Write {
@@ -586,7 +626,12 @@ async fn route_upload(state: &Arc<State>, req: Request) -> Result<(), Request> {
             }
         }
         Request::Fstat { id, .. } => Job::Fstat { id, permit },
-        Request::Fsetstat { id, attrs, .. } => Job::Setstat { id, attrs, permit },
+        // Only the size and times are used; extended attributes (up to a packet's worth) are not
+        // kept in the upload's queue.
+        Request::Fsetstat { id, mut attrs, .. } => {
+            attrs.extended = Vec::new();
+            Job::Setstat { id, attrs, permit }
+        }
         Request::Close { id, handle } => {
             if let Some(h) = handle_id(&handle) {
                 state
@@ -598,7 +643,7 @@ async fn route_upload(state: &Arc<State>, req: Request) -> Result<(), Request> {
             Job::Close { id, permit }
         }
         Request::Extended { id, .. } => Job::Fsync { id, permit },
-        other => return Err(other),
+        other => return Err(NotRouted::Queue(other)),
     };
     if let Err(mpsc::error::SendError(job)) = tx.send(job) {
         let (id, permit) = job.into_reply();
@@ -645,8 +690,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 state.stats.errors.fetch_add(1, Ordering::Relaxed);
                 match e.id {
                     Some(id) if initialized => {
-                        let slot = state.direct_slot().await;
-                        state.send(status(id, e.status_code(), e.kind.to_string()), slot);
+                        let Some(slot) = state.direct_slot().await else {
+                            return "request flood";
+                        };
+                        state.send(status(id, e.status_code(), e.kind.to_string()), Some(slot));
                         continue;
                     }
                     _ => return "malformed packet",
@@ -672,8 +719,14 @@ async fn read_loop<R: AsyncRead + Unpin>(
         if req.id().is_none() {
             return "second INIT";
         }
-        if let Err(req) = route_upload(state, req).await {
-            queue.push(req, len).await;
+        match route_upload(state, req).await {
+            Ok(()) => {}
+            Err(NotRouted::Flood) => return "request flood",
+            Err(NotRouted::Queue(req)) => {
+                if !queue.push(req, len).await {
+                    return "request flood";
+                }
+            }
         }
     }
 }
@@ -1063,11 +1116,7 @@ async fn open(
         }) {
             Some(h) => {
                 let worker = tokio::spawn(download_worker(state.clone(), Arc::new(r), rx));
-                state
-                    .workers
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(worker);
+                state.add_worker(worker);
                 Ok(encode(&Response::Handle {
                     id,
                     handle: handle_bytes(h),
@@ -1124,11 +1173,7 @@ async fn open(
                 w,
                 rx,
             ));
-            state
-                .workers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(worker);
+            state.add_worker(worker);
             Ok(encode(&Response::Handle {
                 id,
                 handle: handle_bytes(h),

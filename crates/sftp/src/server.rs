@@ -253,6 +253,7 @@ async fn connection(
         pending: None,
         code_attempts: 0,
         channels: HashMap::new(),
+        refused_channels: Default::default(),
         session_channels: Arc::new(AtomicUsize::new(0)),
     };
     let grace = tokio::time::sleep(shared.cfg.login_grace);
@@ -319,7 +320,10 @@ struct SshHandler {
     pending: Option<PendingLogin>,
     /// Keyboard-interactive answers received on this connection (bounded by `MAX_CODE_ATTEMPTS`).
     code_attempts: usize,
+    /// Session channels waiting for their subsystem request.
     channels: HashMap<ChannelId, Channel<Msg>>,
+    /// Session channels whose request was refused, still counted until the client closes them.
+    refused_channels: std::collections::HashSet<ChannelId>,
     /// Session channels open on this connection (at most `MAX_SESSION_CHANNELS`), shared with
     /// each channel's SFTP task, which gives its place back when it ends.
     session_channels: Arc<AtomicUsize>,
@@ -550,21 +554,21 @@ impl Handler for SshHandler {
         session: &mut Session,
     ) -> Result<(), Self::Error> {
         let ch = self.channels.remove(&channel);
-        // Given back when this channel's SFTP session ends, or here if it cannot start.
-        let place = ch
-            .as_ref()
-            .map(|_| ChannelPlace(self.session_channels.clone()));
         let (Some(ch), Some(principal), "sftp") = (ch, self.principal.clone(), name) else {
-            session.channel_failure(channel)?;
-            return Ok(());
+            return self.refuse_channel(channel, session);
         };
+        // Given back when this channel's SFTP session ends.
+        let place = ChannelPlace(self.session_channels.clone());
         let vault = self.shared.vault.clone();
         let upload_slots = self.shared.upload_slots.clone();
         let opened = tokio::task::spawn_blocking(move || vault.open_session(principal)).await;
         let vs = match opened {
             Ok(Ok(s)) => Arc::new(s),
             _ => {
+                drop(place);
+                self.refused_channels.insert(channel);
                 session.channel_failure(channel)?;
+                session.close(channel)?;
                 return Ok(());
             }
         };
@@ -595,7 +599,7 @@ impl Handler for SshHandler {
         channel: ChannelId,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if self.channels.remove(&channel).is_some() {
+        if self.channels.remove(&channel).is_some() || self.refused_channels.remove(&channel) {
             drop(ChannelPlace(self.session_channels.clone()));
         }
         Ok(())
@@ -636,7 +640,25 @@ impl SshHandler {
                 .detail(json!({"reason": "only the sftp subsystem is offered"}));
             tokio::task::spawn_blocking(move || vault.record_quietly(ev));
         }
+        self.refuse_channel(channel, session)
+    }
+
+    /// Refuses the request on a session channel and closes it. The channel keeps its place among
+    /// `MAX_SESSION_CHANNELS` until the client's close arrives (so open-and-refuse cannot gather
+    /// unlimited channels), but its receiving side is dropped at once: russh then discards data
+    /// sent on it instead of filling its queue and stalling the connection's other sessions.
+    fn refuse_channel(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), SftpError> {
+        if self.channels.remove(&channel).is_some() {
+            self.refused_channels.insert(channel);
+        }
         session.channel_failure(channel)?;
+        if self.refused_channels.contains(&channel) {
+            session.close(channel)?;
+        }
         Ok(())
     }
 }
