@@ -789,28 +789,33 @@ impl SqliteStore {
     }
 
     /// Removes an empty directory. Returns NotFound if absent, Conflict if not empty.
-    /// What keeps directory `dir` from being removed, apart from `user`'s own staging uploads:
-    /// subdirectories, live files and other users' uploads.
-    pub fn dir_contents_except_uploads_of(
+    /// Removes an empty directory. `discard` names staging uploads directly inside it that go with
+    /// it (the caller's abandoned ones): they are deleted in the same transaction, and only if the
+    /// directory is then empty, so either both happen or neither. Returns their blobs, for the
+    /// caller to remove after the commit.
+    pub fn remove_dir(
         &self,
         folder: FolderId,
-        dir: &str,
-        user: UserId,
-    ) -> Result<u64> {
-        let n: i64 = self.conn().query_row(
-            "SELECT (SELECT count(*) FROM dirs WHERE folder_id = ?1 AND parent = ?2) + \
-                    (SELECT count(*) FROM files WHERE folder_id = ?1 AND parent = ?2 AND deleted_at IS NULL) + \
-                    (SELECT count(*) FROM uploads WHERE folder_id = ?1 AND parent = ?2 AND user_id <> ?3)",
-            params![folder.0, dir, user.0],
-            |r| r.get(0),
-        )?;
-        Ok(n.max(0) as u64)
-    }
-
-    pub fn remove_dir(&self, folder: FolderId, parent: &str, name: &str) -> Result<()> {
+        parent: &str,
+        name: &str,
+        discard: &[UploadId],
+    ) -> Result<Vec<BlobId>> {
         let mut c = self.conn();
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let path = join_rel(parent, name);
+        let mut blobs = Vec::new();
+        for up in discard {
+            let blob: Option<Vec<u8>> = tx
+                .query_row(
+                    "DELETE FROM uploads WHERE id = ?1 AND folder_id = ?2 AND parent = ?3 RETURNING blob_id",
+                    params![up.0, folder.0, path],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(b) = blob {
+                blobs.push(BlobId::from_slice(&b)?);
+            }
+        }
         let busy = tx
             .query_row(
                 "SELECT (SELECT count(*) FROM dirs WHERE folder_id = ?1 AND parent = ?2) + \
@@ -832,7 +837,7 @@ impl SqliteStore {
             return Err(StoreError::not_found(format!("directory {name:?}")));
         }
         tx.commit()?;
-        Ok(())
+        Ok(blobs)
     }
 
     pub fn list_dirs(&self, folder: FolderId, parent: &str) -> Result<Vec<DirRow>> {

@@ -632,17 +632,42 @@ impl Session {
         self.require_scope(Scope::Write, path)?;
         let (mount, parent, name) = self.resolve_inside(path, "remove")?;
         self.require(&mount, Permission::Delete, path)?;
-        self.discard_own_abandoned_uploads(&mount, path, &parent, &name)?;
-        match self
-            .vault
-            .inner
-            .store
-            .remove_dir(mount.folder.id, &parent, &name)
-        {
-            Ok(()) => {}
+        // An upload handle that was never closed leaves a hidden, resumable staging upload, so a
+        // folder can list as empty and still refuse `rmdir`. The caller's own such uploads that no
+        // session has open go with the directory (audited, like `rm` of a partial upload), in the
+        // same transaction and only if nothing else is left in it. Leases are held meanwhile, so a
+        // session resuming one right now is not cut off.
+        let store = &self.vault.inner.store;
+        let dir = lockbox_store::join_rel(&parent, &name);
+        let mut leases = Vec::new();
+        let mut discarded = Vec::new();
+        for up in store.uploads_in_dir(mount.folder.id, &dir)? {
+            if up.user_id == self.principal.user.id {
+                if let Ok(lease) = crate::transfer::UploadLease::take(&self.vault, &up) {
+                    leases.push(lease);
+                    discarded.push(up);
+                }
+            }
+        }
+        let ids: Vec<_> = discarded.iter().map(|u| u.id).collect();
+        match store.remove_dir(mount.folder.id, &parent, &name, &ids) {
+            Ok(blobs) => {
+                for blob in blobs {
+                    self.vault.remove_blob_after_commit(blob);
+                }
+            }
             Err(StoreError::Conflict { .. }) => return Err(VaultError::NotEmpty(path.to_string())),
             Err(StoreError::NotFound { .. }) => return Err(VaultError::NotFound(path.to_string())),
             Err(e) => return Err(e.into()),
+        }
+        drop(leases);
+        for up in &discarded {
+            self.vault.audit(
+                self.actor
+                    .event(Action::UploadAbandoned, Outcome::Ok)
+                    .target(format!("{}/{}", self.target(&mount, path), up.name))
+                    .detail(json!({"size": up.size, "reason": "directory removed", "session": self.actor.session_id})),
+            );
         }
         self.vault.audit(
             self.actor
@@ -650,45 +675,6 @@ impl Session {
                 .target(self.target(&mount, path))
                 .detail(json!({"session": self.actor.session_id})),
         );
-        Ok(())
-    }
-
-    /// An upload handle that was never closed leaves a hidden, resumable staging upload, so a folder
-    /// can list as empty and still refuse `rmdir`. When the caller's own such uploads are all that
-    /// is left in the directory, removing it discards them (audited, like `rm` of a partial upload).
-    /// Uploads open right now, and anything else in the directory, keep it as it is.
-    fn discard_own_abandoned_uploads(
-        &self,
-        mount: &Mount,
-        path: &VirtualPath,
-        parent: &str,
-        name: &str,
-    ) -> Result<()> {
-        let store = &self.vault.inner.store;
-        let user = self.principal.user.id;
-        let dir = lockbox_store::join_rel(parent, name);
-        if store.dir_contents_except_uploads_of(mount.folder.id, &dir, user)? > 0 {
-            return Ok(());
-        }
-        for up in store.uploads_in_dir(mount.folder.id, &dir)? {
-            if up.user_id != user {
-                continue;
-            }
-            // Held while deleting, so a session resuming it right now is not cut off.
-            let Ok(lease) = crate::transfer::UploadLease::take(&self.vault, &up) else {
-                continue;
-            };
-            if let Some(blob) = store.delete_upload(up.id)? {
-                self.vault.remove_blob_after_commit(blob);
-            }
-            drop(lease);
-            self.vault.audit(
-                self.actor
-                    .event(Action::UploadAbandoned, Outcome::Ok)
-                    .target(format!("{}/{}", self.target(mount, path), up.name))
-                    .detail(json!({"size": up.size, "reason": "directory removed", "session": self.actor.session_id})),
-            );
-        }
         Ok(())
     }
 

@@ -799,12 +799,28 @@ fn rmdir_of_a_folder_holding_only_my_abandoned_upload_works() {
         "discarding the upload was not audited:\n{records}"
     );
 
-    // A folder with another user's upload in progress, or with a file, still refuses.
+    // A folder that also holds a file still refuses, and then keeps my abandoned upload too:
+    // either the directory and its abandoned uploads go together, or nothing changes.
     s.sftp_ok(
         "alice",
         Auth::Key(&key),
         "mkdir /home/keep\nput /etc/hostname /home/keep/file.txt\n",
     );
+    let mut raw = RawSftp::connect(s.port, "alice", &key);
+    raw.init();
+    let h = open_for_write(&mut raw, 1, "/home/keep/partial.bin");
+    raw.send(&write(2, &h, 0, &[7u8; 1000])).unwrap();
+    assert_eq!(status_of(&mut raw, "write").1, FX_OK);
+    raw.finish();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while staging_rows(&s) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let o = s.sftp("alice", Auth::Key(&key), "rmdir /home/keep\n");
     assert!(!o.status.success(), "rmdir of a non-empty folder succeeded");
+    assert_eq!(
+        staging_rows(&s),
+        1,
+        "a refused rmdir discarded the abandoned upload"
+    );
 }
