@@ -253,7 +253,6 @@ async fn connection(
         pending: None,
         code_attempts: 0,
         channels: HashMap::new(),
-        refused_channels: Default::default(),
         session_channels: Arc::new(AtomicUsize::new(0)),
     };
     let grace = tokio::time::sleep(shared.cfg.login_grace);
@@ -322,8 +321,6 @@ struct SshHandler {
     code_attempts: usize,
     /// Session channels waiting for their subsystem request.
     channels: HashMap<ChannelId, Channel<Msg>>,
-    /// Session channels whose request was refused, still counted until the client closes them.
-    refused_channels: std::collections::HashSet<ChannelId>,
     /// Session channels open on this connection (at most `MAX_SESSION_CHANNELS`), shared with
     /// each channel's SFTP task, which gives its place back when it ends.
     session_channels: Arc<AtomicUsize>,
@@ -553,25 +550,23 @@ impl Handler for SshHandler {
         name: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let ch = self.channels.remove(&channel);
-        let (Some(ch), Some(principal), "sftp") = (ch, self.principal.clone(), name) else {
+        let Some(ch) = self.channels.remove(&channel) else {
             return self.refuse_channel(channel, session);
         };
-        // Given back when this channel's SFTP session ends.
-        let place = ChannelPlace(self.session_channels.clone());
+        let (Some(principal), "sftp") = (self.principal.clone(), name) else {
+            self.channels.insert(channel, ch);
+            return self.refuse_channel(channel, session);
+        };
         let vault = self.shared.vault.clone();
         let upload_slots = self.shared.upload_slots.clone();
         let opened = tokio::task::spawn_blocking(move || vault.open_session(principal)).await;
-        let vs = match opened {
-            Ok(Ok(s)) => Arc::new(s),
-            _ => {
-                drop(place);
-                self.refused_channels.insert(channel);
-                session.channel_failure(channel)?;
-                session.close(channel)?;
-                return Ok(());
-            }
+        let Ok(Ok(vs)) = opened else {
+            self.channels.insert(channel, ch);
+            return self.refuse_channel(channel, session);
         };
+        let vs = Arc::new(vs);
+        // The channel's place now belongs to its SFTP task, given back when the session ends.
+        let place = ChannelPlace(self.session_channels.clone());
         session.channel_success(channel)?;
         tokio::spawn(async move {
             let _place = place;
@@ -599,7 +594,7 @@ impl Handler for SshHandler {
         channel: ChannelId,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if self.channels.remove(&channel).is_some() || self.refused_channels.remove(&channel) {
+        if self.channels.remove(&channel).is_some() {
             drop(ChannelPlace(self.session_channels.clone()));
         }
         Ok(())
@@ -643,21 +638,20 @@ impl SshHandler {
         self.refuse_channel(channel, session)
     }
 
-    /// Refuses the request on a session channel and closes it. The channel keeps its place among
-    /// `MAX_SESSION_CHANNELS` until the client's close arrives (so open-and-refuse cannot gather
-    /// unlimited channels), but its receiving side is dropped at once: russh then discards data
-    /// sent on it instead of filling its queue and stalling the connection's other sessions.
+    /// Refuses the request on a session channel and, when it is one still waiting for its
+    /// subsystem, closes it. Closing makes russh forget the channel at once (the client's answering
+    /// close is then ignored, so `channel_close` never runs for it), so its place among
+    /// `MAX_SESSION_CHANNELS` is given back here; data the client still sends on it is discarded
+    /// instead of filling a queue nobody reads and stalling the connection's other sessions.
     fn refuse_channel(
         &mut self,
         channel: ChannelId,
         session: &mut Session,
     ) -> Result<(), SftpError> {
-        if self.channels.remove(&channel).is_some() {
-            self.refused_channels.insert(channel);
-        }
         session.channel_failure(channel)?;
-        if self.refused_channels.contains(&channel) {
+        if self.channels.remove(&channel).is_some() {
             session.close(channel)?;
+            drop(ChannelPlace(self.session_channels.clone()));
         }
         Ok(())
     }

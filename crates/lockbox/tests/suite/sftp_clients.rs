@@ -57,16 +57,16 @@ fn clients_python() -> PathBuf {
     .clone()
 }
 
-/// Runs one subcommand of tests/tools/sftp_clients.py; returns its JSON line and the output.
-fn py_client(
+/// A command running one subcommand of tests/tools/sftp_clients.py, and its work directory (keep
+/// it until the command has run).
+fn py_client_command(
     s: &TestServer,
     cmd: &str,
     user: &str,
     key: &Path,
     remote: &str,
     extra: &[&str],
-    timeout: Duration,
-) -> (serde_json::Value, std::process::Output) {
+) -> (Command, tempfile::TempDir) {
     let work = tempfile::Builder::new()
         .prefix("lockbox-pyclient-")
         .tempdir()
@@ -81,6 +81,20 @@ fn py_client(
         .arg(work.path())
         .args(extra)
         .process_group(0);
+    (c, work)
+}
+
+/// Runs one subcommand of tests/tools/sftp_clients.py; returns its JSON line and the output.
+fn py_client(
+    s: &TestServer,
+    cmd: &str,
+    user: &str,
+    key: &Path,
+    remote: &str,
+    extra: &[&str],
+    timeout: Duration,
+) -> (serde_json::Value, std::process::Output) {
+    let (mut c, _work) = py_client_command(s, cmd, user, key, remote, extra);
     let o = run_with_timeout(&mut c, None, timeout);
     let line = stdout_of(&o).lines().last().unwrap_or_default().to_string();
     let v = serde_json::from_str(&line).unwrap_or(serde_json::Value::Null);
@@ -200,22 +214,15 @@ fn eight_clients_upload_100_files_each_into_one_folder_without_refusals() {
         .iter()
         .enumerate()
         .map(|(i, key)| {
-            let py = clients_python();
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/sftp_clients.py");
-            let work = tempfile::Builder::new()
-                .prefix("lockbox-pyclient-")
-                .tempdir()
-                .unwrap();
-            let mut c = Command::new(py);
-            c.arg(script)
-                .args(["paramiko-uploads", "--port", &s.port.to_string()])
-                .args(["--user", &format!("u{i}"), "--key"])
-                .arg(key)
-                .args(["--remote", "/drop", "--procs", "1", "--count", "100"])
-                .args(["--tag", &format!("u{i}-")])
-                .arg("--workdir")
-                .arg(work.path())
-                .process_group(0);
+            let tag = format!("u{i}-");
+            let (mut c, work) = py_client_command(
+                &s,
+                "paramiko-uploads",
+                &format!("u{i}"),
+                key,
+                "/drop",
+                &["--procs", "1", "--count", "100", "--tag", &tag],
+            );
             std::thread::spawn(move || {
                 let _work = work;
                 run_with_timeout(&mut c, None, BIG_TIMEOUT)
@@ -654,6 +661,34 @@ fn controlmaster_carries_two_transfers_at_once_and_at_most_ten_sessions() {
         again.is_some(),
         "a closed session's place was not given back"
     );
+
+    // Refused channels give their places back too: twelve requests for a subsystem that does not
+    // exist, one after another, then SFTP still opens over the connection.
+    drop(again);
+    for raw in open {
+        let mut raw = raw;
+        raw.finish();
+    }
+    for i in 0..12 {
+        let mut c = mux_ssh(port, &key, &[mux[0], mux[1], mux[2], mux[3], "-T", "-s"]);
+        c.arg("alice@127.0.0.1").arg("no-such-subsystem");
+        let o = run_with_timeout(&mut c, None, Duration::from_secs(60));
+        assert!(!o.status.success(), "subsystem request {i} was accepted");
+    }
+    let mut served = false;
+    for _ in 0..50 {
+        let mut raw = session();
+        if let Ok((VERSION, _)) = raw.request(&init(), Duration::from_secs(30)) {
+            served = true;
+            break;
+        }
+        raw.finish();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        served,
+        "refused subsystem requests used up the connection's channels"
+    );
     s.assert_alive("after the multiplexed sessions");
 }
 
@@ -766,23 +801,34 @@ fn a_write_that_cannot_succeed_is_refused_by_the_write_itself() {
     assert!(ls_size(&ls, "w.bin").is_none(), "{ls}");
 }
 
+/// Leaves an upload of `path` that was written to but never closed (the connection ends), and
+/// waits (bounded) until the server has recorded it as interrupted, i.e. no session holds it.
+fn abandon_upload(s: &TestServer, key: &Path, path: &str) {
+    let interrupted = || audit(s).matches("upload_interrupted").count();
+    let before = interrupted();
+    let mut raw = RawSftp::connect(s.port, "alice", key);
+    raw.init();
+    let h = open_for_write(&mut raw, 1, path);
+    raw.send(&write(2, &h, 0, &[7u8; 1000])).unwrap();
+    assert_eq!(status_of(&mut raw, "write").1, FX_OK);
+    raw.finish();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while interrupted() == before {
+        assert!(
+            Instant::now() < deadline,
+            "{path}: never recorded as interrupted"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn rmdir_of_a_folder_holding_only_my_abandoned_upload_works() {
     let s = TestServer::start();
     let key = s.setup_acme_alice();
     s.sftp_ok("alice", Auth::Key(&key), "mkdir /home/inbox\n");
     // An upload handle never closed: the connection ends, the upload is kept as resumable.
-    let mut raw = RawSftp::connect(s.port, "alice", &key);
-    raw.init();
-    let h = open_for_write(&mut raw, 1, "/home/inbox/partial.bin");
-    raw.send(&write(2, &h, 0, &[7u8; 1000])).unwrap();
-    assert_eq!(status_of(&mut raw, "write").1, FX_OK);
-    raw.finish();
-    // The session's end is recorded once its cleanup ran; wait for it (bounded).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while staging_rows(&s) == 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    abandon_upload(&s, &key, "/home/inbox/partial.bin");
     assert_eq!(staging_rows(&s), 1);
     let ls = s.sftp_ok("alice", Auth::Key(&key), "ls -1 /home/inbox\n");
     assert!(!ls.contains("partial.bin"), "{ls}");
@@ -806,16 +852,7 @@ fn rmdir_of_a_folder_holding_only_my_abandoned_upload_works() {
         Auth::Key(&key),
         "mkdir /home/keep\nput /etc/hostname /home/keep/file.txt\n",
     );
-    let mut raw = RawSftp::connect(s.port, "alice", &key);
-    raw.init();
-    let h = open_for_write(&mut raw, 1, "/home/keep/partial.bin");
-    raw.send(&write(2, &h, 0, &[7u8; 1000])).unwrap();
-    assert_eq!(status_of(&mut raw, "write").1, FX_OK);
-    raw.finish();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while staging_rows(&s) == 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    abandon_upload(&s, &key, "/home/keep/partial.bin");
     let o = s.sftp("alice", Auth::Key(&key), "rmdir /home/keep\n");
     assert!(!o.status.success(), "rmdir of a non-empty folder succeeded");
     assert_eq!(
