@@ -10,7 +10,6 @@ use std::time::Duration;
 use libfuzzer_sys::fuzz_target;
 use lockbox_types::{Door, Role, VirtualPath};
 use lockbox_vault::{AdminActor, Credential, LoginAttempt, OpenMode, Vault, VaultConfig, Verdict};
-use tokio::sync::Semaphore;
 
 const PASSWORD: &str = "correct-horse-battery-staple";
 
@@ -90,7 +89,7 @@ fuzz_target!(|data: &[u8]| {
             Duration::from_secs(60),
             lockbox_sftp::engine::serve(
                 Arc::new(session),
-                Arc::new(Semaphore::new(16)),
+                lockbox_sftp::engine::DoorControl::new(16, tokio::sync::watch::channel(false).1),
                 &input[..],
                 |_reply| async { true },
             ),

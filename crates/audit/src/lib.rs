@@ -71,6 +71,8 @@ pub enum Action {
     ApiTokenRevoked,
     /// An organization's login policy changed (e.g. TOTP on SFTP password logins).
     OrgPolicySet,
+    /// A graceful shutdown finished (what was still open was interrupted and recorded first).
+    ServerStopped,
 }
 
 impl Action {
@@ -116,11 +118,13 @@ impl Action {
         Action::ApiTokenCreated,
         Action::ApiTokenRevoked,
         Action::OrgPolicySet,
+        Action::ServerStopped,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Action::ServerStarted => "server_started",
+            Action::ServerStopped => "server_stopped",
             Action::LoginSucceeded => "login_succeeded",
             Action::LoginFailed => "login_failed",
             Action::AccountLocked => "account_locked",

@@ -704,6 +704,14 @@ impl<R: RandomAccess> EncryptedWriter<R> {
         Ok(())
     }
 
+    /// Makes the chunks sealed so far durable, leaving the in-memory tail as it is (a resume
+    /// point at a chunk boundary needs nothing else, and resealing the tail on every checkpoint
+    /// would only cost nonces and writes).
+    pub fn sync_sealed(&self) -> Result<(), CryptoError> {
+        self.store.sync()?;
+        Ok(())
+    }
+
     /// Flushes and then makes the store durable.
     pub fn sync(&mut self) -> Result<(), CryptoError> {
         self.flush()?;

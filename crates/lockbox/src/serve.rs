@@ -23,6 +23,47 @@ pub struct ServeArgs {
     /// HTTPS listen address for the web UI and REST API (`127.0.0.1:0` picks a free port).
     #[arg(long, env = "LOCKBOX_HTTPS_LISTEN")]
     https_listen: Option<String>,
+    /// On SIGTERM or SIGINT, how long transfers in flight may take to finish before they are
+    /// interrupted (kept as resumable uploads, audited).
+    #[arg(long, env = "LOCKBOX_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    shutdown_grace_secs: u64,
+}
+
+/// How long sessions get to record what they had open once told to stop.
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Tells systemd (`Type=notify`) about our state, when started by it: `NOTIFY_SOCKET` names a
+/// Unix datagram socket, `@` meaning the abstract namespace. Anything else is a no-op.
+fn notify_systemd(state: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let sent = (|| -> std::io::Result<()> {
+        let sock = std::os::unix::net::UnixDatagram::unbound()?;
+        let bytes = path.as_encoded_bytes();
+        if let Some(name) = bytes.strip_prefix(b"@") {
+            use std::os::linux::net::SocketAddrExt;
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+            sock.send_to_addr(state.as_bytes(), &addr)?;
+        } else {
+            sock.send_to(state.as_bytes(), &path)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, "cannot notify systemd");
+    }
+}
+
+/// Resolves with the name of the first SIGTERM or SIGINT.
+async fn shutdown_signal() -> Result<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
 }
 
 const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
@@ -90,7 +131,7 @@ pub fn run(settings: Settings, args: ServeArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
@@ -135,11 +176,79 @@ pub fn run(settings: Settings, args: ServeArgs) -> Result<()> {
                 tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
             }
         });
-        tokio::select! {
-            r = lockbox_sftp::serve(vault, listener, key, sftp_cfg) => r.context("SFTP listener failed")?,
-            r = web.run() => r.context("HTTPS listener failed")?,
-            _ = tokio::signal::ctrl_c() => eprintln!("lockbox: shutting down"),
+        // Shutdown in two steps: `draining` stops the listeners (sessions and requests in flight
+        // go on); `stop` ends every SFTP session and interrupts idle HTTPS uploads, which keeps
+        // what arrived as resumable uploads and audits it.
+        let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let door = lockbox_sftp::DoorControl::new(sftp_cfg.max_open_uploads, stop_rx.clone());
+        let web_transfers = web.transfers();
+        let signal = shutdown_signal();
+        tokio::pin!(signal);
+        let mut sftp_task = tokio::spawn(lockbox_sftp::serve(vault.clone(), listener, key, sftp_cfg, door.clone(), drain_rx.clone()));
+        let mut web_task = tokio::spawn(web.run(drain_rx, stop_rx));
+        notify_systemd("READY=1");
+        let why = tokio::select! {
+            r = &mut sftp_task => {
+                r.context("SFTP listener panicked")?.context("SFTP listener failed")?;
+                anyhow::bail!("SFTP listener ended")
+            }
+            r = &mut web_task => {
+                r.context("HTTPS listener panicked")?.context("HTTPS listener failed")?;
+                anyhow::bail!("HTTPS listener ended")
+            }
+            s = &mut signal => s?,
+        };
+        notify_systemd("STOPPING=1");
+        let grace = std::time::Duration::from_secs(args.shutdown_grace_secs);
+        let busy = || door.open_files() + web_transfers.load(std::sync::atomic::Ordering::Acquire);
+        eprintln!(
+            "lockbox: {why}: shutting down; accepting no new connections; {} transfer(s) in flight get up to {} s to finish",
+            busy(),
+            grace.as_secs()
+        );
+        let _ = drain_tx.send(true);
+        let deadline = tokio::time::Instant::now() + grace;
+        let mut second = std::pin::pin!(shutdown_signal());
+        loop {
+            let n = busy();
+            if n == 0 {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => {
+                    eprintln!("lockbox: grace period over: interrupting {n} transfer(s) (uploads are kept, resumable)");
+                    break;
+                }
+                _ = &mut second => {
+                    eprintln!("lockbox: second signal: interrupting {n} transfer(s) now (uploads are kept, resumable)");
+                    break;
+                }
+                _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+            }
         }
+        let interrupted = busy();
+        let _ = stop_tx.send(true);
+        let stop_deadline = tokio::time::Instant::now() + STOP_WAIT;
+        while (door.sessions() > 0 || web_transfers.load(std::sync::atomic::Ordering::Acquire) > 0)
+            && tokio::time::Instant::now() < stop_deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let v = vault.clone();
+        let left = door.sessions();
+        tokio::task::spawn_blocking(move || {
+            v.record_quietly(
+                AuditEvent::new(Door::Cli, Action::ServerStopped, Outcome::Ok)
+                    .actor("lockbox", "")
+                    .detail(json!({"signal": why, "interrupted_transfers": interrupted, "sessions_not_ended": left})),
+            )
+        })
+        .await?;
+        eprintln!("lockbox: stopped");
         Ok(())
-    })
+    })?;
+    // Tasks still running (idle connections) are dropped; blocking work gets a moment to finish.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    Ok(())
 }

@@ -166,6 +166,66 @@ struct State {
     write_behind: Arc<Semaphore>,
     /// Server-wide slots for open uploads (each holds a blocking thread while open).
     upload_slots: Arc<Semaphore>,
+    /// Server-wide count of open files, which shutdown waits on.
+    open_files: Arc<AtomicUsize>,
+}
+
+/// What every session of one server shares: the server-wide upload slots, the count of files open
+/// for transfer (a graceful shutdown waits for it to reach zero, within its grace period), and the
+/// stop signal (true: end every session now; uploads still open are kept as interrupted, resumable,
+/// and audited, downloads are recorded).
+#[derive(Clone)]
+pub struct DoorControl {
+    pub upload_slots: Arc<Semaphore>,
+    pub open_files: Arc<AtomicUsize>,
+    /// SFTP sessions running (counted until their cleanup has recorded everything).
+    pub sessions: Arc<AtomicUsize>,
+    pub stop: tokio::sync::watch::Receiver<bool>,
+}
+
+impl DoorControl {
+    /// A control for one server: `max_open_uploads` slots, never stopped unless `stop` says so.
+    pub fn new(max_open_uploads: usize, stop: tokio::sync::watch::Receiver<bool>) -> Self {
+        DoorControl {
+            upload_slots: Arc::new(Semaphore::new(max_open_uploads)),
+            open_files: Arc::new(AtomicUsize::new(0)),
+            sessions: Arc::new(AtomicUsize::new(0)),
+            stop,
+        }
+    }
+
+    /// SFTP sessions not yet ended.
+    pub fn sessions(&self) -> usize {
+        self.sessions.load(Ordering::Acquire)
+    }
+
+    /// Files open for transfer right now, on every session of this server.
+    pub fn open_files(&self) -> usize {
+        self.open_files.load(Ordering::Acquire)
+    }
+}
+
+/// Counts one open file for as long as its worker runs.
+struct OpenFile(Arc<AtomicUsize>);
+
+impl OpenFile {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        OpenFile(count.clone())
+    }
+}
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Resolves once `stop` says true (or its sender is gone without saying so: never).
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 fn encode(resp: &Response) -> Bytes {
@@ -256,7 +316,7 @@ impl State {
 /// `output` receives complete reply packets.
 pub async fn serve<R, W, Fut>(
     session: Arc<Session>,
-    upload_slots: Arc<Semaphore>,
+    control: DoorControl,
     mut input: R,
     mut output: W,
 ) where
@@ -264,6 +324,7 @@ pub async fn serve<R, W, Fut>(
     W: FnMut(Bytes) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = bool> + Send,
 {
+    let _live = OpenFile::new(&control.sessions);
     let (reply_tx, mut reply_rx) = mpsc::unbounded_channel::<Reply>();
     let mut writer = tokio::spawn(async move {
         while let Some((bytes, permit)) = reply_rx.recv().await {
@@ -287,8 +348,10 @@ pub async fn serve<R, W, Fut>(
         workers: Mutex::new(Vec::new()),
         closing: std::sync::atomic::AtomicBool::new(false),
         write_behind: Arc::new(Semaphore::new(WRITE_BEHIND)),
-        upload_slots,
+        upload_slots: control.upload_slots,
+        open_files: control.open_files,
     });
+    let mut stop = control.stop;
     let queue = Arc::new(Queue::default());
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut dispatcher = {
@@ -302,7 +365,10 @@ pub async fn serve<R, W, Fut>(
             }
         })
     };
-    let end_reason = read_loop(&state, &mut input, &queue).await;
+    let end_reason = tokio::select! {
+        r = read_loop(&state, &mut input, &queue) => r,
+        () = stopped(&mut stop) => "server shutting down",
+    };
 
     let cleanup = async {
         // No more requests: those still queued are served and answered (a client that sends its
@@ -1115,7 +1181,12 @@ async fn open(
             mtime,
         }) {
             Some(h) => {
-                let worker = tokio::spawn(download_worker(state.clone(), Arc::new(r), rx));
+                let open = OpenFile::new(&state.open_files);
+                let st = state.clone();
+                let worker = tokio::spawn(async move {
+                    let _open = open;
+                    download_worker(st, Arc::new(r), rx).await
+                });
                 state.add_worker(worker);
                 Ok(encode(&Response::Handle {
                     id,
@@ -1132,6 +1203,7 @@ async fn open(
         truncate: pflags & SSH_FXF_TRUNC != 0,
         exclusive: pflags & SSH_FXF_EXCL != 0,
         must_exist: pflags & SSH_FXF_CREAT == 0,
+        resume_only: false,
     };
     let append = pflags & SSH_FXF_APPEND != 0;
     {
@@ -1169,6 +1241,7 @@ async fn open(
                     state: state.clone(),
                     append,
                     _upload_slot: upload_slot,
+                    _open: OpenFile::new(&state.open_files),
                 },
                 w,
                 rx,
@@ -1269,6 +1342,7 @@ struct UploadJob {
     append: bool,
     /// The server-wide upload slot, held while the upload is open.
     _upload_slot: OwnedSemaphorePermit,
+    _open: OpenFile,
 }
 
 /// Owns one upload's request queue. Writes are acknowledged as soon as they are queued for the
@@ -1287,9 +1361,11 @@ async fn upload_worker(
         state,
         append,
         _upload_slot,
+        _open,
     } = job;
     // The upload's length once every acknowledged write is applied (they apply in this order).
     let mut end = handle.len();
+    let mut appended = false;
     let (cmd_tx, cmd_rx) = std::sync::mpsc::channel::<UploadCmd>();
     let failure: UploadFailure = Arc::new(Mutex::new(None));
     let thread_failure = failure.clone();
@@ -1319,7 +1395,22 @@ async fn upload_worker(
                 }
                 let at = if append { end } else { offset };
                 let len = data.len() as u64;
-                if let Err(e) = lockbox_vault::check_write_extent(end, at, len) {
+                // Resuming clients (OpenSSH `reput`) append but still send the offset they
+                // believe is the end. When their first write's offset is not ours, the client's
+                // idea of what is stored differs from the upload it continues, and appending
+                // anyway would splice two different prefixes into a file reported as complete:
+                // refuse instead. Offset 0 is a client that ignores offsets when appending.
+                let first_append = append && !appended;
+                appended = true;
+                let check = if first_append && offset != end && offset != 0 {
+                    Err(VaultError::InvalidInput(format!(
+                        "append at offset {offset}, but this upload holds {end} bytes; \
+                         start the upload again without resuming"
+                    )))
+                } else {
+                    lockbox_vault::check_write_extent(end, at, len)
+                };
+                if let Err(e) = check {
                     fail(e.client_message());
                     state.send(error_reply(id, &e), Some(permit));
                     continue;
@@ -1442,22 +1533,29 @@ async fn download_worker(
     mut jobs: mpsc::UnboundedReceiver<Job>,
 ) {
     let mut pending: std::collections::VecDeque<PendingRead> = std::collections::VecDeque::new();
-    let finish = |id: u32,
-                  done: Result<
+    // The first failed read (a damaged chunk, say) fails every later read of this handle too, in
+    // reply order: answering a later read with data or EOF would let a client take a hole in
+    // the file for its end ("End of file" instead of the integrity error).
+    let mut failed: Option<(StatusCode, String)> = None;
+    let mut finish = |id: u32,
+                      done: Result<
         (Result<Bytes, VaultError>, OwnedSemaphorePermit),
         tokio::task::JoinError,
     >| {
-        match done {
-            Ok((res, permit)) => {
-                let reply = match res {
-                    Ok(b) => b,
-                    Err(e) => error_reply(id, &e),
-                };
-                state.send(reply, Some(permit));
-            }
+        let (res, permit) = match done {
+            Ok((res, permit)) => (res, Some(permit)),
             // The task failed and its permit went with it; the client still gets an answer.
-            Err(_) => state.send(status(id, StatusCode::Failure, "read failed"), None),
-        }
+            Err(_) => (Err(VaultError::InvalidInput("read failed".into())), None),
+        };
+        let reply = match (&failed, res) {
+            (Some((code, msg)), _) => status(id, *code, msg.clone()),
+            (None, Ok(b)) => b,
+            (None, Err(e)) => {
+                failed = Some((status_of(&e), e.client_message()));
+                error_reply(id, &e)
+            }
+        };
+        state.send(reply, permit);
     };
     let mut close: Option<(u32, OwnedSemaphorePermit)> = None;
     let mut queue_open = true;

@@ -8,4 +8,5 @@ mod errors;
 pub mod protocol;
 pub mod server;
 
+pub use engine::DoorControl;
 pub use server::{serve, SftpConfig, SftpError};

@@ -25,7 +25,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 
-use crate::engine;
+use crate::engine::{self, DoorControl};
 
 /// Keyboard-interactive code answers allowed on one connection. Each wrong one already counts toward
 /// the account lockout; this only stops one connection from cycling password + code rounds.
@@ -179,31 +179,47 @@ impl PreAuth {
 
 struct Shared {
     vault: Vault,
-    /// Open uploads server-wide; each holds a blocking thread (see `engine`).
-    upload_slots: Arc<Semaphore>,
+    /// Open uploads server-wide (each holds a blocking thread, see `engine`), open files, and the
+    /// signal that ends every session at shutdown.
+    control: DoorControl,
     cfg: SftpConfig,
     preauth: PreAuth,
     next_id: AtomicU64,
 }
 
-/// Runs the SFTP listener until the future is dropped.
+/// Runs the SFTP listener until `draining` turns true (then no connection is accepted any more;
+/// those open go on until `control.stop`, which ends their sessions) or the future is dropped.
+/// `control` is made with [`DoorControl::new`] from `cfg.max_open_uploads`.
 pub async fn serve(
     vault: Vault,
     listener: TcpListener,
     host_key: PrivateKey,
     cfg: SftpConfig,
+    control: DoorControl,
+    mut draining: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), SftpError> {
     let config = Arc::new(russh_config(host_key, &cfg));
     let slots = Arc::new(Semaphore::new(cfg.max_connections));
     let shared = Arc::new(Shared {
-        upload_slots: Arc::new(Semaphore::new(cfg.max_open_uploads)),
+        control,
         vault,
         cfg,
         preauth: PreAuth::default(),
         next_id: AtomicU64::new(1),
     });
     loop {
-        let (socket, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            r = async { draining.wait_for(|d| *d).await.is_ok() } => {
+                if r {
+                    tracing::info!("sftp: no longer accepting connections");
+                    return Ok(());
+                }
+                // The sender is gone without draining: keep serving.
+                std::future::pending().await
+            }
+        };
+        let (socket, peer) = match accepted {
             Ok(x) => x,
             Err(e) => {
                 // Running out of file descriptors must not end the server; wait and retry.
@@ -558,7 +574,7 @@ impl Handler for SshHandler {
             return self.refuse_channel(channel, session);
         };
         let vault = self.shared.vault.clone();
-        let upload_slots = self.shared.upload_slots.clone();
+        let control = self.shared.control.clone();
         let opened = tokio::task::spawn_blocking(move || vault.open_session(principal)).await;
         let Ok(Ok(vs)) = opened else {
             self.channels.insert(channel, ch);
@@ -574,7 +590,7 @@ impl Handler for SshHandler {
             let write_half = Arc::new(write_half);
             let writer = write_half.clone();
             let input = read_half.make_reader();
-            engine::serve(vs, upload_slots, input, move |bytes| {
+            engine::serve(vs, control, input, move |bytes| {
                 let writer = writer.clone();
                 async move { writer.data_bytes(bytes).await.is_ok() }
             })

@@ -69,6 +69,13 @@ impl LocalBlobStore {
     }
 }
 
+/// fsyncs a directory, making the names created in it durable.
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_err(dir, e))
+}
+
 fn io_err(path: &Path, source: std::io::Error) -> StoreError {
     StoreError::BlobIo {
         path: path.display().to_string(),
@@ -80,19 +87,28 @@ impl BlobStore for LocalBlobStore {
     fn create(&self, id: BlobId) -> Result<File> {
         let path = self.path_of(id);
         if let Some(dir) = path.parent() {
-            std::os::unix::fs::DirBuilderExt::mode(
-                std::fs::DirBuilder::new().recursive(true),
-                0o700,
-            )
-            .create(dir)
-            .map_err(|e| io_err(dir, e))?;
+            if !dir.is_dir() {
+                std::os::unix::fs::DirBuilderExt::mode(
+                    std::fs::DirBuilder::new().recursive(true),
+                    0o700,
+                )
+                .create(dir)
+                .map_err(|e| io_err(dir, e))?;
+                sync_dir(&self.root)?;
+            }
         }
-        std::os::unix::fs::OpenOptionsExt::mode(
+        let file = std::os::unix::fs::OpenOptionsExt::mode(
             OpenOptions::new().read(true).write(true).create_new(true),
             0o600,
         )
         .open(&path)
-        .map_err(|e| io_err(&path, e))
+        .map_err(|e| io_err(&path, e))?;
+        // The blob's name must be as durable as the bytes later fsynced into it: without syncing
+        // the directory, a power loss can leave committed metadata pointing at a missing file.
+        if let Some(dir) = path.parent() {
+            sync_dir(dir)?;
+        }
+        Ok(file)
     }
 
     fn open_rw(&self, id: BlobId) -> Result<File> {

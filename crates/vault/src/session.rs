@@ -41,6 +41,11 @@ pub struct OpenMode {
     pub exclusive: bool,
     /// Fail if nothing exists at the path (opening without "create").
     pub must_exist: bool,
+    /// Without truncation, continue the caller's interrupted upload if there is one, and otherwise
+    /// start empty rather than from the committed file's content. For resumable-upload APIs whose
+    /// client sends a whole new file from the offset it is given: starting it from the old
+    /// version's content would splice the two.
+    pub resume_only: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -366,19 +371,12 @@ impl Session {
                     }
                     return Err(VaultError::NotFound(path.to_string()));
                 }
-                if let Some(f) = store.live_file(mount.folder.id, &parent, &name)? {
-                    return Ok(Entry {
-                        name,
-                        kind: EntryKind::File,
-                        size: f.size,
-                        mtime: f.mtime,
-                    });
-                }
-                if let Some(created) = store.dir_created_at(mount.folder.id, &parent, &name)? {
-                    return Ok(dir(&name, created));
-                }
                 // An interrupted upload is invisible to everyone, except that its owner can see how
-                // far it got, which is what resuming clients (`reput`) ask before continuing.
+                // far it got, which is what resuming clients (`reput`, `lftp put -c`) ask before
+                // continuing. It wins over a committed file at the same path: opening that path for
+                // writing without truncation continues the interrupted upload, so this is the size
+                // the client's offsets must start from (telling it the committed file's size made
+                // `reput` splice the two).
                 if mount.perms.contains(Permission::Write) {
                     if let Some(up) =
                         store.upload_for(mount.folder.id, &parent, &name, self.principal.user.id)?
@@ -390,6 +388,17 @@ impl Session {
                             mtime: up.updated_at,
                         });
                     }
+                }
+                if let Some(f) = store.live_file(mount.folder.id, &parent, &name)? {
+                    return Ok(Entry {
+                        name,
+                        kind: EntryKind::File,
+                        size: f.size,
+                        mtime: f.mtime,
+                    });
+                }
+                if let Some(created) = store.dir_created_at(mount.folder.id, &parent, &name)? {
+                    return Ok(dir(&name, created));
                 }
                 Err(VaultError::NotFound(path.to_string()))
             }
@@ -539,7 +548,7 @@ impl Session {
         let upload_id = up.id;
         let opened = WriteHandle::create(&self.vault, ctx, up, file, key).and_then(|mut handle| {
             // Opening an existing file without truncation means "modify it": start from its content.
-            if let (Some(existing), false) = (live, mode.truncate) {
+            if let (Some(existing), false) = (live, mode.truncate || mode.resume_only) {
                 let reader =
                     ReadHandle::open(&self.vault, self.actor.clone(), existing, String::new())?;
                 handle.copy_from(&reader)?;

@@ -6,6 +6,8 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -15,6 +17,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use lockbox_vault::Vault;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
@@ -70,6 +73,7 @@ pub struct WebServer {
     config: WebConfig,
     exposure: Option<crate::exposure::SharedRunner>,
     certificate: CertificateReport,
+    transfers: Arc<AtomicUsize>,
 }
 
 impl WebServer {
@@ -91,6 +95,7 @@ impl WebServer {
             config,
             exposure: None,
             certificate,
+            transfers: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -110,22 +115,52 @@ impl WebServer {
         &self.certificate
     }
 
-    /// Serves until the future is dropped.
-    pub async fn run(self) -> Result<(), WebError> {
+    /// Upload bodies being received right now, on every connection.
+    pub fn transfers(&self) -> Arc<AtomicUsize> {
+        self.transfers.clone()
+    }
+
+    /// Serves until `draining` turns true (then accepts no more connections; requests in flight
+    /// go on), or the future is dropped. When `stop` turns true, resumable uploads with no part in
+    /// flight are interrupted (kept, resumable, audited).
+    pub async fn run(
+        self,
+        mut draining: watch::Receiver<bool>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<(), WebError> {
         let WebServer {
             listener,
             acceptor,
             vault,
             config,
             exposure,
+            transfers,
             ..
         } = self;
-        let state = AppState::new(vault, config, exposure);
+        let state = AppState::new(vault, config, exposure, transfers);
         state.spawn_reaper();
+        {
+            let state = state.clone();
+            tokio::spawn(async move {
+                if stop.wait_for(|s| *s).await.is_ok() {
+                    let _ = tokio::task::spawn_blocking(move || state.uploads.interrupt_all()).await;
+                }
+            });
+        }
         let router = crate::routes::router(state);
         let connections = ConnectionTable::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_SOURCE);
         loop {
-            let (tcp, peer) = match listener.accept().await {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                r = async { draining.wait_for(|d| *d).await.is_ok() } => {
+                    if r {
+                        tracing::info!("https: no longer accepting connections");
+                        return Ok(());
+                    }
+                    std::future::pending().await
+                }
+            };
+            let (tcp, peer) = match accepted {
                 Ok(x) => x,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.

@@ -102,6 +102,17 @@ pub struct AppInner {
     pub uploads: UploadTable,
     /// The exposure report engine, when the binary provides one.
     pub exposure: Option<crate::exposure::SharedRunner>,
+    /// Upload bodies being received right now (a graceful shutdown waits for them).
+    pub transfers: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts one upload body in flight while alive.
+pub struct TransferGuard(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for TransferGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 #[derive(Clone)]
@@ -123,6 +134,7 @@ impl AppState {
         vault: Vault,
         config: WebConfig,
         exposure: Option<crate::exposure::SharedRunner>,
+        transfers: Arc<std::sync::atomic::AtomicUsize>,
     ) -> AppState {
         AppState(Arc::new(AppInner {
             vault,
@@ -132,7 +144,15 @@ impl AppState {
             tokens: Mutex::default(),
             uploads: UploadTable::default(),
             exposure,
+            transfers,
         }))
+    }
+
+    /// Marks an upload body as being received until the guard drops.
+    pub fn transfer_started(&self) -> TransferGuard {
+        self.transfers
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        TransferGuard(self.transfers.clone())
     }
 
     /// Creates the browser session for an accepted login; returns the cookie value.

@@ -107,11 +107,20 @@ impl UploadTable {
 
     /// Interrupts uploads left idle; runs on a blocking thread.
     pub fn reap(&self) {
+        self.interrupt_idle_for(UPLOAD_IDLE);
+    }
+
+    /// Interrupts every upload with no part in flight (at shutdown: they stay resumable, audited).
+    pub fn interrupt_all(&self) {
+        self.interrupt_idle_for(Duration::ZERO);
+    }
+
+    fn interrupt_idle_for(&self, idle: Duration) {
         let stale: Vec<Arc<OpenUpload>> = {
             let mut map = lock(&self.map);
             let ids: Vec<String> = map
                 .iter()
-                .filter(|(_, u)| lock(&u.last_used).elapsed() > UPLOAD_IDLE)
+                .filter(|(_, u)| lock(&u.last_used).elapsed() >= idle)
                 .map(|(k, _)| k.clone())
                 .collect();
             ids.iter().filter_map(|k| map.remove(k)).collect()
@@ -206,6 +215,7 @@ pub async fn create(
                 &p2,
                 OpenMode {
                     truncate: !req.resume,
+                    resume_only: true,
                     ..OpenMode::default()
                 },
             )
@@ -286,7 +296,9 @@ pub async fn put_part(
             q.offset
         )));
     }
+    let busy = state.transfer_started();
     let (handle, result) = stream_body(handle, current, body).await;
+    drop(busy);
     let Some(handle) = handle else {
         state.uploads.remove(&id);
         return Err(result

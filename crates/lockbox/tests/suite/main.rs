@@ -9,6 +9,7 @@ mod common;
 mod at_rest;
 mod audit_tamper;
 mod cli;
+mod durability;
 mod exposure;
 mod hostile_input;
 mod inventory;

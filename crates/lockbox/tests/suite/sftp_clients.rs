@@ -21,7 +21,7 @@ const RCLONE: Tool = Tool {
     what: "rclone",
     install: "apt-get install rclone",
 };
-const LFTP: Tool = Tool {
+pub(crate) const LFTP: Tool = Tool {
     program: "/usr/bin/lftp",
     what: "lftp",
     install: "apt-get install lftp",
@@ -29,7 +29,7 @@ const LFTP: Tool = Tool {
 
 /// The python of the venv holding paramiko and asyncssh, created by `.ci/sftp-clients-venv`
 /// (from PyPI) on first use.
-fn clients_python() -> PathBuf {
+pub(crate) fn clients_python() -> PathBuf {
     static PY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     PY.get_or_init(|| {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.ci/sftp-clients-venv");
@@ -59,7 +59,7 @@ fn clients_python() -> PathBuf {
 
 /// A command running one subcommand of tests/tools/sftp_clients.py, and its work directory (keep
 /// it until the command has run).
-fn py_client_command(
+pub(crate) fn py_client_command(
     s: &TestServer,
     cmd: &str,
     user: &str,
@@ -85,7 +85,7 @@ fn py_client_command(
 }
 
 /// Runs one subcommand of tests/tools/sftp_clients.py; returns its JSON line and the output.
-fn py_client(
+pub(crate) fn py_client(
     s: &TestServer,
     cmd: &str,
     user: &str,
@@ -101,7 +101,7 @@ fn py_client(
     (v, o)
 }
 
-fn assert_py_ok(s: &TestServer, what: &str, v: &serde_json::Value, o: &std::process::Output) {
+pub(crate) fn assert_py_ok(s: &TestServer, what: &str, v: &serde_json::Value, o: &std::process::Output) {
     assert!(
         o.status.success(),
         "{what} failed: {v}\n{}\n--- server log (tail) ---\n{}",
@@ -110,7 +110,7 @@ fn assert_py_ok(s: &TestServer, what: &str, v: &serde_json::Value, o: &std::proc
     );
 }
 
-fn tail(s: &str, n: usize) -> &str {
+pub(crate) fn tail(s: &str, n: usize) -> &str {
     let start = s.len().saturating_sub(n);
     let start = (start..s.len())
         .find(|&i| s.is_char_boundary(i))
@@ -120,7 +120,7 @@ fn tail(s: &str, n: usize) -> &str {
 
 /// Staging rows left in the database: each one is an upload nobody will finish, hidden from
 /// listings. Read with Python's own sqlite3, read-only, as an outside auditor would.
-fn staging_rows(s: &TestServer) -> u64 {
+pub(crate) fn staging_rows(s: &TestServer) -> u64 {
     let db = s.data_dir.join("lockbox.db");
     let o = run_with_timeout(
         Command::new("python3").arg("-c").arg(format!(
@@ -357,7 +357,7 @@ fn rclone_copy_sync_and_check_of_300_files_with_8_transfers() {
 }
 
 /// lftp's sftp transport: `ssh -s sftp` with this harness' isolation options and alice's key.
-fn lftp_command(s: &TestServer, key: &Path, script: &str) -> Command {
+pub(crate) fn lftp_command(s: &TestServer, key: &Path, script: &str) -> Command {
     let ssh = format!(
         "ssh -a -x -F /dev/null -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
          -o LogLevel=ERROR -o IdentitiesOnly=yes -o BatchMode=yes -i {}",
@@ -753,11 +753,11 @@ fn a_wrong_password_then_the_right_one_on_the_same_connection() {
 }
 
 /// Every audit record, one JSON object per line.
-fn audit(s: &TestServer) -> String {
+pub(crate) fn audit(s: &TestServer) -> String {
     s.cli_ok(&["audit", "export", "--format", "jsonl"])
 }
 
-fn status_of(raw: &mut RawSftp, what: &str) -> (u32, u32, String) {
+pub(crate) fn status_of(raw: &mut RawSftp, what: &str) -> (u32, u32, String) {
     match raw.read_packet(Duration::from_secs(60)) {
         Ok((STATUS, body)) => parse_status(&body).unwrap(),
         other => panic!("{what}: expected STATUS, got {other:?}"),

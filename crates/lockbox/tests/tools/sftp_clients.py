@@ -204,6 +204,26 @@ def cmd_asyncssh_roundtrip(args):
     return 0 if want == got else 1
 
 
+def cmd_paramiko_resume(args):
+    """Continues an interrupted upload the way a script using paramiko's file API does: stat the
+    remote path for how much arrived, open it for update without truncation ("r+"), seek there and
+    write the rest of the local file (--local) at explicit offsets."""
+    ssh, sftp = paramiko_client(args)
+    local = args.local
+    have = sftp.stat(args.remote).st_size
+    total = os.path.getsize(local)
+    with open(local, "rb") as src, sftp.open(args.remote, "r+") as f:
+        f.set_pipelined(True)
+        src.seek(have)
+        f.seek(have)
+        for block in iter(lambda: src.read(32768), b""):
+            f.write(block)
+    size = sftp.stat(args.remote).st_size
+    ssh.close()
+    print(json.dumps({"resumed_from": have, "size": size, "total": total}))
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("command")
@@ -219,12 +239,14 @@ def main():
     p.add_argument("--put", action="store_true")
     p.add_argument("--sha256")
     p.add_argument("--tag", default="", help="prefix of uploaded names")
+    p.add_argument("--local", help="local file (paramiko-resume)")
     args = p.parse_args()
     commands = {
         "paramiko-roundtrip": cmd_paramiko_roundtrip,
         "paramiko-inflight": cmd_paramiko_inflight,
         "paramiko-uploads": cmd_paramiko_uploads,
         "asyncssh-roundtrip": cmd_asyncssh_roundtrip,
+        "paramiko-resume": cmd_paramiko_resume,
     }
     if args.command not in commands:
         print(f"unknown command {args.command}", file=sys.stderr)

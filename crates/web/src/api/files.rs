@@ -421,7 +421,7 @@ pub async fn stream_body(
         (status = 507, description = "the file would exceed the size limit")),
     security(("bearer" = []), ("session" = [])))]
 pub async fn upload(
-    State(_state): State<AppState>,
+    State(state): State<AppState>,
     ident: Identity,
     Query(q): Query<PathQuery>,
     body: Body,
@@ -441,7 +441,9 @@ pub async fn upload(
             .map_err(file_op)
     })
     .await?;
+    let busy = state.transfer_started();
     let (handle, result) = stream_body(handle, 0, body).await;
+    drop(busy);
     let Some(handle) = handle else {
         return Err(result
             .err()

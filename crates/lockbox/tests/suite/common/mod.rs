@@ -236,6 +236,8 @@ pub struct TestServer {
     pub https_port: u16,
     child: Option<Child>,
     log: Arc<Mutex<String>>,
+    /// Extra `serve` arguments, kept across restarts.
+    serve_args: Vec<String>,
 }
 
 fn clean_env(cmd: &mut Command) {
@@ -250,6 +252,11 @@ fn clean_env(cmd: &mut Command) {
 impl TestServer {
     /// Fresh data dir `D/data`, key file `D/master.key` (outside the data dir), server on 127.0.0.1:0.
     pub fn start() -> TestServer {
+        Self::start_with(&[])
+    }
+
+    /// Like `start`, with extra `lockbox serve` arguments (kept for restarts).
+    pub fn start_with(serve_args: &[&str]) -> TestServer {
         let dir = tempfile::Builder::new()
             .prefix("lockbox-test-")
             .tempdir()
@@ -264,6 +271,7 @@ impl TestServer {
             https_port: 0,
             child: None,
             log: Arc::new(Mutex::new(String::new())),
+            serve_args: serve_args.iter().map(|a| a.to_string()).collect(),
         };
         s.spawn();
         s
@@ -284,6 +292,7 @@ impl TestServer {
                 "--https-listen",
                 "127.0.0.1:0",
             ])
+            .args(&self.serve_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -426,13 +435,19 @@ impl TestServer {
 
     /// Graceful stop: SIGTERM, wait up to 10 s, then SIGKILL. Returns the exit status.
     pub fn stop(&mut self) -> Option<ExitStatus> {
+        self.signal_and_wait("-TERM", Duration::from_secs(10))
+    }
+
+    /// Sends `signal` (as `kill` spells it) and waits up to `timeout` for the exit, then SIGKILLs.
+    /// Returns the exit status.
+    pub fn signal_and_wait(&mut self, signal: &str, timeout: Duration) -> Option<ExitStatus> {
         let mut c = self.child.take()?;
         // The shell's builtin `kill`, so no procps package is needed.
         let _ = Command::new("/bin/sh")
-            .args(["-c", &format!("kill -TERM {}", c.id())])
+            .args(["-c", &format!("kill {signal} {}", c.id())])
             .stdin(Stdio::null())
             .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Some(st) = c.try_wait().unwrap() {
                 return Some(st);
@@ -938,6 +953,21 @@ impl BackgroundSftp {
     /// Has it exited already?
     pub fn try_status(&mut self) -> Option<ExitStatus> {
         self.child.as_mut().and_then(|c| c.try_wait().unwrap())
+    }
+
+    /// Waits up to `timeout` for the exit (then SIGKILLs). Returns (status, stdout, stderr).
+    pub fn wait(mut self, timeout: Duration) -> (Option<ExitStatus>, String, String) {
+        let deadline = Instant::now() + timeout;
+        let mut st = None;
+        while Instant::now() < deadline {
+            st = self.try_status();
+            if st.is_some() {
+                break;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        let (o, e) = self.kill9();
+        (st, o, e)
     }
 
     /// SIGKILL to sftp and its ssh child (whole process group), then reap. Returns (stdout, stderr).
