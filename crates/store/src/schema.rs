@@ -1,6 +1,6 @@
 //! The SQLite schema and its version. Migrations are append-only: a new version adds a step.
 
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 pub const SCHEMA_V1: &str = r#"
 CREATE TABLE orgs (
@@ -193,4 +193,15 @@ CREATE TABLE uploads_v5 (
 INSERT INTO uploads_v5 SELECT id, folder_id, parent, name, user_id, blob_id, wrapped_key, size, created_at, updated_at FROM uploads;
 DROP TABLE uploads;
 ALTER TABLE uploads_v5 RENAME TO uploads;
+"#;
+
+/// v6: installation facts, one row per name. `kek_check` is a check value of the key-encryption
+/// key (an HMAC under a key derived from it, never the key), so a server started with a missing or
+/// different key refuses instead of writing data nobody can read later.
+pub const SCHEMA_V6: &str = r#"
+CREATE TABLE meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
 "#;

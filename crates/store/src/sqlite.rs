@@ -9,7 +9,9 @@ use lockbox_types::{FileId, FolderId, GroupId, OrgId, PermissionSet, Role, Uploa
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use crate::rows::*;
-use crate::schema::{SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_VERSION};
+use crate::schema::{
+    SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_VERSION,
+};
 use crate::{now_unix, BlobId, Result, StoreError};
 
 /// How long a writer waits for another process (the CLI, a second server) to finish its transaction.
@@ -216,6 +218,7 @@ impl SqliteStore {
             (3, SCHEMA_V3),
             (4, SCHEMA_V4),
             (5, SCHEMA_V5),
+            (6, SCHEMA_V6),
         ] {
             if version < target {
                 let tx = conn.unchecked_transaction()?;
@@ -227,6 +230,61 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
+    }
+
+    /// An installation fact (`meta` table), if recorded.
+    pub fn meta(&self, name: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT value FROM meta WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Records an installation fact, replacing an earlier value.
+    pub fn set_meta(&self, name: &str, value: &str) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO meta (name, value, updated_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            params![name, value, now_unix()],
+        )?;
+        Ok(())
+    }
+
+    /// One wrapped data key and the blob id it is bound to (a live file's, else a staged
+    /// upload's), to test a key-encryption key against; `None` when nothing is encrypted yet.
+    pub fn any_wrapped_key(&self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let c = self.conn();
+        let file = c
+            .query_row(
+                "SELECT wrapped_key, blob_id FROM files WHERE wrapped_key IS NOT NULL LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if file.is_some() {
+            return Ok(file);
+        }
+        Ok(c.query_row(
+            "SELECT wrapped_key, blob_id FROM uploads LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+    }
+
+    /// Whether anything was ever stored: an organization, a file or an upload.
+    pub fn holds_data(&self) -> Result<bool> {
+        let c = self.conn();
+        let n: i64 = c.query_row(
+            "SELECT (SELECT count(*) FROM orgs) + (SELECT count(*) FROM files) + (SELECT count(*) FROM uploads)",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
     }
 
     pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {

@@ -91,6 +91,17 @@ fn is_inside(child: &Path, parent: &Path) -> bool {
     child.starts_with(canon(parent))
 }
 
+/// The `meta` row holding the check value of the data directory's key-encryption key.
+const KEK_CHECK: &str = "kek_check";
+
+/// A check value of the key-encryption key: 16 bytes of an HMAC under a key derived from it for
+/// this purpose only, so it identifies the key without revealing anything usable about it.
+pub(crate) fn kek_check(keys: &dyn KeyProvider) -> Result<String> {
+    let k = keys.derive_key("kek-check-v1")?;
+    let mac = lockbox_crypto::hmac_sha256(&k, b"lockbox key-encryption key check");
+    Ok(hex::encode(mac.get(..16).unwrap_or_default()))
+}
+
 impl Vault {
     /// Opens (creating on first run) the data directory and the key file.
     pub fn open(config: VaultConfig) -> Result<(Vault, OpenReport)> {
@@ -117,10 +128,70 @@ impl Vault {
                 config.data_dir.display()
             )));
         }
-        let (keys, created) = LocalKeyFile::open_or_create(&config.key_file)?;
-        report.created_key_file = created;
         let db_path = config.data_dir.join("lockbox.db");
+        // The key is opened without being created: whether a new one may be made depends on
+        // what the data directory already holds.
+        let existing_key = match LocalKeyFile::open(&config.key_file) {
+            Ok(k) => Some(k),
+            Err(lockbox_crypto::CryptoError::KeyFileIo { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
         let store = Arc::new(SqliteStore::open(&db_path)?);
+        let recorded = store.meta(KEK_CHECK)?;
+        let keys = match existing_key {
+            Some(k) => k,
+            None => {
+                if recorded.is_some() || store.holds_data()? {
+                    return Err(VaultError::Config(format!(
+                        "the key file {} does not exist, but the data directory {} holds data encrypted under a \
+                         key-encryption key (check value {}). Restore that key file from its backup (or point \
+                         --key-file / LOCKBOX_KEY_FILE at it); a new key would make every stored file unreadable, \
+                         so none is created over existing data",
+                        config.key_file.display(),
+                        config.data_dir.display(),
+                        recorded.as_deref().unwrap_or("not recorded")
+                    )));
+                }
+                let (k, created) = LocalKeyFile::open_or_create(&config.key_file)?;
+                report.created_key_file = created;
+                k
+            }
+        };
+        let check = kek_check(&keys)?;
+        match recorded {
+            Some(r) if r != check => {
+                return Err(VaultError::Config(format!(
+                    "the key file {} is not the key of the data directory {}: the key's check value is {check}, \
+                     the data was written under a key with check value {r}. Start with the key file this data \
+                     directory was created with (restore it from its backup); nothing was changed",
+                    config.key_file.display(),
+                    config.data_dir.display()
+                )));
+            }
+            Some(_) => {}
+            None => {
+                // A data directory from before check values (or its first start): the key must
+                // open what is already stored before it is recorded as this directory's key.
+                if let Some((wrapped, blob)) = store.any_wrapped_key()? {
+                    let opens = lockbox_crypto::WrappedKey::from_bytes(&wrapped)
+                        .and_then(|w| keys.unwrap(&w, &blob))
+                        .is_ok();
+                    if !opens {
+                        return Err(VaultError::Config(format!(
+                            "the key file {} does not open the data keys stored in {}; start with the key \
+                             file this data directory was created with; nothing was changed",
+                            config.key_file.display(),
+                            config.data_dir.display()
+                        )));
+                    }
+                }
+                store.set_meta(KEK_CHECK, &check)?;
+            }
+        }
         // SQLite creates the database (and its -wal/-shm files) with the umask's mode; the metadata
         // is for the server's owner only.
         for suffix in ["", "-wal", "-shm"] {

@@ -503,3 +503,70 @@ fn under_systemd_it_reports_ready_and_stopping_on_the_notify_socket() {
     };
     assert_eq!(status.code(), Some(0), "{status}");
 }
+
+#[test]
+fn a_missing_or_different_key_file_is_refused_while_data_exists() {
+    let mut s = TestServer::start();
+    let alice = s.setup_acme_alice();
+    let local = s.dir.path().join("f.bin");
+    let want = write_random_file(&local, 300_000);
+    s.sftp_ok(
+        "alice",
+        Auth::Key(&alice),
+        &format!("put {} /home/f.bin\n", local.display()),
+    );
+    s.stop();
+    let serve = ["serve", "--sftp-listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0"];
+    let saved = s.dir.path().join("master.key.saved");
+    std::fs::rename(&s.key_file, &saved).unwrap();
+
+    // Missing: serve and the CLI refuse, say what to do, and create no new key.
+    for args in [&serve[..], &["org", "list"][..]] {
+        let o = s.cli(args);
+        assert!(!o.status.success(), "{args:?} ran without its key file");
+        let err = stderr_of(&o);
+        assert!(
+            err.contains("does not exist") && err.contains("Restore"),
+            "{args:?}: unclear refusal:\n{err}"
+        );
+        assert!(!s.key_file.exists(), "{args:?} created a new key over existing data");
+    }
+
+    // A well-formed key that is not this data directory's: refused, naming both check values.
+    let other = format!("lockbox-kek-v1\n{}\n", "ab".repeat(32));
+    std::fs::write(&s.key_file, other).unwrap();
+    std::fs::set_permissions(
+        &s.key_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let o = s.cli(&serve);
+    assert!(!o.status.success(), "serve started with another key");
+    let err = stderr_of(&o);
+    assert!(err.contains("is not the key of the data directory"), "{err}");
+
+    // The same key, in a data directory from before check values (the row removed): the stored
+    // data keys themselves must open, so the wrong key is still refused.
+    let db = s.data_dir.join("lockbox.db");
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute("DELETE FROM meta", []).unwrap();
+    drop(c);
+    let o = s.cli(&serve);
+    assert!(!o.status.success(), "serve started with another key (no check value)");
+    assert!(
+        stderr_of(&o).contains("does not open the data keys"),
+        "{}",
+        describe(&o)
+    );
+
+    // The right key back: everything is there.
+    std::fs::rename(&saved, &s.key_file).unwrap();
+    s.restart();
+    let back = s.dir.path().join("f.back");
+    s.sftp_ok(
+        "alice",
+        Auth::Key(&alice),
+        &format!("get /home/f.bin {}\n", back.display()),
+    );
+    assert_eq!(sha256_file(&back), want);
+}
