@@ -21,7 +21,9 @@ fn run(seed: u8, data: &[u8], chunk: usize) -> (ParseOutcome, Vec<Person>) {
 }
 
 fuzz_target!(|input: &[u8]| {
-    let Some((&seed, data)) = input.split_first() else { return };
+    let Some((&seed, data)) = input.split_first() else {
+        return;
+    };
     let chunk = 1 + (seed >> 2) as usize % 97;
     let split = run(seed, data, chunk);
     let whole = run(seed, data, data.len());

@@ -7,7 +7,12 @@ use lockbox_inventory::{Limits, Person, Scanner};
 
 /// Splits `data` into chunks whose sizes cycle through values derived from `seed` (1..=64, or larger).
 fn chunks(seed: u8, data: &[u8]) -> Vec<&[u8]> {
-    let sizes = [1 + (seed % 64) as usize, 1 + (seed / 4) as usize * 37, 4096, 1];
+    let sizes = [
+        1 + (seed % 64) as usize,
+        1 + (seed / 4) as usize * 37,
+        4096,
+        1,
+    ];
     let mut out = Vec::new();
     let (mut at, mut i) = (0, 0);
     while at < data.len() {
@@ -30,16 +35,26 @@ fn run(seed: u8, file: &[u8], limits: Limits) -> (lockbox_inventory::ScanResult,
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&seed, file)) = data.split_first() else { return };
+    let Some((&seed, file)) = data.split_first() else {
+        return;
+    };
     // Small limits so bomb and depth paths are reached with small inputs.
-    let limits = Limits { max_expanded: 8 << 20, max_ratio: 50, max_depth: 2, max_record: 64 << 10 };
+    let limits = Limits {
+        max_expanded: 8 << 20,
+        max_ratio: 50,
+        max_depth: 2,
+        max_record: 64 << 10,
+    };
     let (r, people) = run(seed, file, limits.clone());
     assert_eq!(r.bytes, file.len() as u64);
     assert_eq!(r.persons, people.len() as u64);
     assert!(people.iter().all(|p| p.is_identifiable()));
     // The scanner turns parser panics into a status so uploads never fail; here they are bugs.
     if let Some(reason) = r.status.reason() {
-        assert!(!reason.contains("internal error"), "parser panicked: {reason}");
+        assert!(
+            !reason.contains("internal error"),
+            "parser panicked: {reason}"
+        );
     }
     // Chunking must not change anything.
     let (whole, whole_people) = run(255, file, limits);

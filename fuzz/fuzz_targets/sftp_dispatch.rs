@@ -28,6 +28,7 @@ fn world() -> &'static World {
             data_dir: dir.path().join("data"),
             key_file: dir.path().join("master.key"),
             auth: Default::default(),
+            storage: Default::default(),
         })
         .expect("vault");
         let cli = AdminActor::cli();
@@ -96,5 +97,8 @@ fuzz_target!(|data: &[u8]| {
         )
         .await
     });
-    assert!(ended.is_ok(), "session did not end within 60 s of its input ending");
+    assert!(
+        ended.is_ok(),
+        "session did not end within 60 s of its input ending"
+    );
 });

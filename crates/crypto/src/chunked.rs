@@ -757,13 +757,24 @@ impl<R: RandomAccess> EncryptedWriter<R> {
     /// Flushes, trims any stale bytes beyond the end, syncs, and returns the
     /// store with the final plaintext length.
     pub fn finish(mut self) -> Result<(R, u64), CryptoError> {
+        let len = self.finish_in_place()?;
+        Ok((self.store, len))
+    }
+
+    /// What [`finish`](Self::finish) does, keeping the writer: returns the final plaintext length.
+    pub fn finish_in_place(&mut self) -> Result<u64, CryptoError> {
         self.flush()?;
         let cipher_len = ciphertext_len_checked(self.plain_len)?;
         if self.store.len()? != cipher_len {
             self.store.set_len(cipher_len)?;
         }
         self.store.sync()?;
-        Ok((self.store, self.plain_len))
+        Ok(self.plain_len)
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &R {
+        &self.store
     }
 }
 

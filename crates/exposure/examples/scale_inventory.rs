@@ -123,6 +123,7 @@ fn main() {
         data_dir: a.data.clone(),
         key_file: a.key_file.clone(),
         auth: Default::default(),
+        storage: Default::default(),
     })
     .expect("open the vault");
     match a.mode.as_str() {

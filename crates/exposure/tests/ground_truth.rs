@@ -86,6 +86,7 @@ fn world() -> World {
         data_dir: dir.path().join("data"),
         key_file: dir.path().join("master.key"),
         auth: Default::default(),
+        storage: Default::default(),
     };
     let (vault, _) = Vault::open(cfg).unwrap();
     let corpus = generate(

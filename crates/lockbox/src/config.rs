@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use lockbox_sftp::SftpConfig;
-use lockbox_vault::{AuthPolicy, VaultConfig};
+use lockbox_vault::{AuthPolicy, StoragePolicy, VaultConfig};
 use lockbox_web::WebConfig;
 use serde::Deserialize;
 
@@ -27,6 +27,8 @@ pub struct FileConfig {
     pub auth: AuthSection,
     #[serde(default)]
     pub https: HttpsSection,
+    #[serde(default)]
+    pub storage: StorageSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -48,6 +50,28 @@ pub struct SftpSection {
     pub max_unauthenticated_per_ip: Option<usize>,
     pub login_grace_secs: Option<u64>,
     pub idle_timeout_secs: Option<u64>,
+}
+
+/// Free-space rules (`[storage]`; also `LOCKBOX_MIN_FREE_MIB`, `LOCKBOX_AUDIT_RESERVE_MIB`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSection {
+    /// Uploads are refused while less than this many MiB are free (default 512; 0 turns it off).
+    pub min_free_mib: Option<u64>,
+    /// MiB set aside for the audit log, used only when the disk fills up (default 16).
+    pub audit_reserve_mib: Option<u64>,
+}
+
+/// A numeric `LOCKBOX_*` variable; an unparsable value is ignored with a warning on stderr.
+fn env_u64(name: &str) -> Option<u64> {
+    let v = std::env::var(name).ok()?;
+    match v.trim().parse() {
+        Ok(n) => Some(n),
+        Err(_) => {
+            eprintln!("lockbox: ignoring {name}={v:?}: not a whole number");
+            None
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,10 +134,19 @@ impl Settings {
         if let Some(v) = a.min_password_len {
             auth.min_password_len = v.max(8);
         }
+        let mut storage = StoragePolicy::default();
+        let st = &self.file.storage;
+        if let Some(v) = env_u64("LOCKBOX_MIN_FREE_MIB").or(st.min_free_mib) {
+            storage.min_free_bytes = v.saturating_mul(1024 * 1024);
+        }
+        if let Some(v) = env_u64("LOCKBOX_AUDIT_RESERVE_MIB").or(st.audit_reserve_mib) {
+            storage.audit_reserve_bytes = v.saturating_mul(1024 * 1024);
+        }
         VaultConfig {
             data_dir: self.data_dir.clone(),
             key_file: self.key_file.clone(),
             auth,
+            storage,
         }
     }
 

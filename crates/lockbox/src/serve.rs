@@ -55,16 +55,32 @@ fn notify_systemd(state: &str) {
     }
 }
 
-/// Resolves with the name of the first SIGTERM or SIGINT.
-async fn shutdown_signal() -> Result<&'static str> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+/// SIGTERM and SIGINT, caught from the moment this is made (before READY=1 is sent).
+struct ShutdownSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
 }
+
+impl ShutdownSignals {
+    fn install() -> Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(ShutdownSignals {
+            term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+        })
+    }
+
+    /// The name of the next SIGTERM or SIGINT.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
+/// Longest grace period honoured (a larger setting is capped, not an error at shutdown).
+const MAX_GRACE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
 /// Blocking pool size: open uploads (at most `max_open_uploads`, 512 by default) each hold one thread,
@@ -183,8 +199,7 @@ pub fn run(settings: Settings, args: ServeArgs) -> Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let door = lockbox_sftp::DoorControl::new(sftp_cfg.max_open_uploads, stop_rx.clone());
         let web_transfers = web.transfers();
-        let signal = shutdown_signal();
-        tokio::pin!(signal);
+        let mut signals = ShutdownSignals::install()?;
         let mut sftp_task = tokio::spawn(lockbox_sftp::serve(vault.clone(), listener, key, sftp_cfg, door.clone(), drain_rx.clone()));
         let mut web_task = tokio::spawn(web.run(drain_rx, stop_rx));
         notify_systemd("READY=1");
@@ -197,10 +212,10 @@ pub fn run(settings: Settings, args: ServeArgs) -> Result<()> {
                 r.context("HTTPS listener panicked")?.context("HTTPS listener failed")?;
                 anyhow::bail!("HTTPS listener ended")
             }
-            s = &mut signal => s?,
+            s = signals.next() => s,
         };
         notify_systemd("STOPPING=1");
-        let grace = std::time::Duration::from_secs(args.shutdown_grace_secs);
+        let grace = std::time::Duration::from_secs(args.shutdown_grace_secs).min(MAX_GRACE);
         let busy = || door.open_files() + web_transfers.load(std::sync::atomic::Ordering::Acquire);
         eprintln!(
             "lockbox: {why}: shutting down; accepting no new connections; {} transfer(s) in flight get up to {} s to finish",
@@ -209,7 +224,6 @@ pub fn run(settings: Settings, args: ServeArgs) -> Result<()> {
         );
         let _ = drain_tx.send(true);
         let deadline = tokio::time::Instant::now() + grace;
-        let mut second = std::pin::pin!(shutdown_signal());
         loop {
             let n = busy();
             if n == 0 {
@@ -220,7 +234,7 @@ pub fn run(settings: Settings, args: ServeArgs) -> Result<()> {
                     eprintln!("lockbox: grace period over: interrupting {n} transfer(s) (uploads are kept, resumable)");
                     break;
                 }
-                _ = &mut second => {
+                _ = signals.next() => {
                     eprintln!("lockbox: second signal: interrupting {n} transfer(s) now (uploads are kept, resumable)");
                     break;
                 }

@@ -1229,6 +1229,9 @@ async fn open(
     let Ok(upload_slot) = state.upload_slots.clone().acquire_owned().await else {
         return Ok(status(id, StatusCode::Failure, "server is shutting down"));
     };
+    // Counted from here: opening an update copies the committed file, which a shutdown must
+    // also wait for.
+    let open_file = OpenFile::new(&state.open_files);
     let mut w = blocking(move || session.open_write(&p, mode)).await?;
     if let Some((_, mtime)) = attrs.atime_mtime {
         w.set_mtime(i64::from(mtime));
@@ -1241,7 +1244,7 @@ async fn open(
                     state: state.clone(),
                     append,
                     _upload_slot: upload_slot,
-                    _open: OpenFile::new(&state.open_files),
+                    _open: open_file,
                 },
                 w,
                 rx,
@@ -1365,7 +1368,9 @@ async fn upload_worker(
     } = job;
     // The upload's length once every acknowledged write is applied (they apply in this order).
     let mut end = handle.len();
-    let mut appended = false;
+    // Where a continued interrupted upload (or an update's copy) starts; 0 for a fresh one.
+    let resumed_at = end;
+    let mut written = false;
     let (cmd_tx, cmd_rx) = std::sync::mpsc::channel::<UploadCmd>();
     let failure: UploadFailure = Arc::new(Mutex::new(None));
     let thread_failure = failure.clone();
@@ -1400,12 +1405,20 @@ async fn upload_worker(
                 // idea of what is stored differs from the upload it continues, and appending
                 // anyway would splice two different prefixes into a file reported as complete:
                 // refuse instead. Offset 0 is a client that ignores offsets when appending.
-                let first_append = append && !appended;
-                appended = true;
-                let check = if first_append && offset != end && offset != 0 {
+                let first = !written;
+                written = true;
+                let check = if first && append && offset != end && offset != 0 {
                     Err(VaultError::InvalidInput(format!(
                         "append at offset {offset}, but this upload holds {end} bytes; \
                          start the upload again without resuming"
+                    )))
+                } else if first && resumed_at > 0 && offset > resumed_at {
+                    // Continuing an interrupted upload past its end: the client took its size
+                    // from elsewhere (a listing of the committed file), and the hole would be
+                    // committed as zeros.
+                    Err(VaultError::InvalidInput(format!(
+                        "write at offset {offset}, but the interrupted upload this continues holds \
+                         {resumed_at} bytes; resume from {resumed_at} (what stat reports) or start again"
                     )))
                 } else {
                     lockbox_vault::check_write_extent(end, at, len)

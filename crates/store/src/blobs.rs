@@ -53,10 +53,35 @@ pub struct LocalBlobStore {
 
 impl LocalBlobStore {
     pub fn open(root: &Path) -> Result<Self> {
-        // Owner-only, like the data directory around it.
-        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
-            .create(root)
-            .map_err(|e| io_err(root, e))?;
+        // Owner-only, like the data directory around it. All 256 shard directories are made (and
+        // their names made durable) here, once, so creating a blob never creates a directory
+        // whose entry another upload could rely on before it is synced.
+        let dir_builder = || {
+            let mut b = std::fs::DirBuilder::new();
+            std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+            b
+        };
+        let mut created = false;
+        if !root.is_dir() {
+            dir_builder()
+                .recursive(true)
+                .create(root)
+                .map_err(|e| io_err(root, e))?;
+            created = true;
+        }
+        for shard in 0..=255u8 {
+            let dir = root.join(hex::encode([shard]));
+            if !dir.is_dir() {
+                dir_builder().create(&dir).map_err(|e| io_err(&dir, e))?;
+                created = true;
+            }
+        }
+        if created {
+            sync_dir(root)?;
+            if let Some(parent) = root.parent() {
+                sync_dir(parent)?;
+            }
+        }
         Ok(LocalBlobStore {
             root: root.to_path_buf(),
         })
@@ -86,17 +111,6 @@ fn io_err(path: &Path, source: std::io::Error) -> StoreError {
 impl BlobStore for LocalBlobStore {
     fn create(&self, id: BlobId) -> Result<File> {
         let path = self.path_of(id);
-        if let Some(dir) = path.parent() {
-            if !dir.is_dir() {
-                std::os::unix::fs::DirBuilderExt::mode(
-                    std::fs::DirBuilder::new().recursive(true),
-                    0o700,
-                )
-                .create(dir)
-                .map_err(|e| io_err(dir, e))?;
-                sync_dir(&self.root)?;
-            }
-        }
         let file = std::os::unix::fs::OpenOptionsExt::mode(
             OpenOptions::new().read(true).write(true).create_new(true),
             0o600,

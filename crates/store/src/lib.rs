@@ -12,7 +12,7 @@ mod sqlite;
 pub use blobs::{BlobId, BlobStore, LocalBlobStore};
 pub use exposure::{ExposureFileRow, ExposurePersonRef};
 pub use rows::*;
-pub use sqlite::{join_rel, SqliteStore};
+pub use sqlite::{join_rel, SqliteStore, StagedBlob};
 
 /// Errors from the metadata or blob store.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +40,18 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether this failed because the filesystem is full (SQLite's SQLITE_FULL, or ENOSPC /
+    /// EDQUOT on a blob).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::DiskFull
+            }
+            StoreError::BlobIo { source, .. } => io_is_disk_full(source),
+            _ => false,
+        }
+    }
+
     pub(crate) fn conflict(what: impl Into<String>) -> Self {
         StoreError::Conflict { what: what.into() }
     }
@@ -56,4 +68,13 @@ pub fn now_unix() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// ENOSPC or EDQUOT (or the kinds std maps them to).
+pub fn io_is_disk_full(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(28) | Some(122))
+        || matches!(
+            e.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        )
 }

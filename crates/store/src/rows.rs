@@ -118,6 +118,10 @@ pub struct UploadRow {
     pub size: u64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// False for an upload that started as a copy of the committed file (open for update without
+    /// truncation): its content is not a prefix of anything a client sends, so it is never
+    /// resumed or shown; if interrupted it is discarded.
+    pub resumable: bool,
 }
 
 /// One audit record as stored; the audit crate owns how `hash` is computed.

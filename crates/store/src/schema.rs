@@ -195,7 +195,8 @@ DROP TABLE uploads;
 ALTER TABLE uploads_v5 RENAME TO uploads;
 "#;
 
-/// v6: installation facts, one row per name. `kek_check` is a check value of the key-encryption
+/// v6: installation facts, one row per name, and whether a staged upload may be resumed (not when
+/// it began as a copy of the committed file). `kek_check` is a check value of the key-encryption
 /// key (an HMAC under a key derived from it, never the key), so a server started with a missing or
 /// different key refuses instead of writing data nobody can read later.
 pub const SCHEMA_V6: &str = r#"
@@ -204,4 +205,5 @@ CREATE TABLE meta (
     value TEXT NOT NULL,
     updated_at INTEGER NOT NULL
 );
+ALTER TABLE uploads ADD COLUMN resumable INTEGER NOT NULL DEFAULT 1;
 "#;

@@ -55,7 +55,7 @@ macro_rules! audit_cols {
 }
 macro_rules! upload_cols {
     () => {
-        "id, folder_id, parent, name, user_id, blob_id, wrapped_key, size, created_at, updated_at"
+        "id, folder_id, parent, name, user_id, blob_id, wrapped_key, size, created_at, updated_at, resumable"
     };
 }
 
@@ -157,6 +157,7 @@ fn upload_from(r: &Row<'_>) -> rusqlite::Result<UploadRow> {
         size: r.get::<_, i64>(7)?.max(0) as u64,
         created_at: r.get(8)?,
         updated_at: r.get(9)?,
+        resumable: r.get::<_, i64>(10)? != 0,
     })
 }
 
@@ -183,6 +184,15 @@ fn conflict_or<T>(r: rusqlite::Result<T>, what: impl FnOnce() -> String) -> Resu
             StoreError::Sqlite(e)
         }
     })
+}
+
+/// The blob side of a new staging upload.
+#[derive(Debug, Clone, Copy)]
+pub struct StagedBlob<'a> {
+    pub blob: BlobId,
+    pub wrapped_key: &'a [u8],
+    /// See [`UploadRow::resumable`].
+    pub resumable: bool,
 }
 
 /// `prefix || substr(x, len(old)+1)` rewrites a parent path when a directory moves; comparing with
@@ -1149,22 +1159,27 @@ impl SqliteStore {
 
     // ---- uploads (staging) ----
 
+    /// Stages a new upload of `name` in `folder`/`parent` for `user`, with its blob and wrapped key.
     pub fn create_upload(
         &self,
         folder: FolderId,
         parent: &str,
         name: &str,
         user: UserId,
-        blob: BlobId,
-        wrapped_key: &[u8],
+        staged: StagedBlob<'_>,
     ) -> Result<UploadRow> {
+        let StagedBlob {
+            blob,
+            wrapped_key,
+            resumable,
+        } = staged;
         let c = self.conn();
         let now = now_unix();
         conflict_or(
             c.execute(
-                "INSERT INTO uploads (folder_id, parent, name, user_id, blob_id, wrapped_key, size, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7)",
-                params![folder.0, parent, name, user.0, blob.0.as_slice(), wrapped_key, now],
+                "INSERT INTO uploads (folder_id, parent, name, user_id, blob_id, wrapped_key, size, created_at, updated_at, resumable) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7, ?8)",
+                params![folder.0, parent, name, user.0, blob.0.as_slice(), wrapped_key, now, i64::from(resumable)],
             ),
             || format!("upload of {name:?}"),
         )?;
@@ -1179,6 +1194,7 @@ impl SqliteStore {
             size: 0,
             created_at: now,
             updated_at: now,
+            resumable,
         })
     }
 
@@ -1679,8 +1695,11 @@ mod tests {
                     "",
                     &format!("f{i}"),
                     user.id,
-                    BlobId::random(),
-                    b"k",
+                    StagedBlob {
+                        blob: BlobId::random(),
+                        wrapped_key: b"k",
+                        resumable: true,
+                    },
                 )
                 .unwrap();
             assert!(seen.insert(up.id.0), "upload id {} reused", up.id.0);

@@ -12,6 +12,26 @@ pub struct VaultConfig {
     /// alone (a backup, a stolen disk image) is ciphertext without its key.
     pub key_file: PathBuf,
     pub auth: AuthPolicy,
+    pub storage: StoragePolicy,
+}
+
+/// Free-space rules for the data directory's filesystem.
+#[derive(Debug, Clone)]
+pub struct StoragePolicy {
+    /// Uploads are refused (at open, and as they arrive) while less than this is free, so uploads
+    /// never fill the disk and everything else keeps working. 0 turns the floor off.
+    pub min_free_bytes: u64,
+    /// Space held in reserve for the audit log (released only when a write finds the disk full).
+    pub audit_reserve_bytes: u64,
+}
+
+impl Default for StoragePolicy {
+    fn default() -> Self {
+        StoragePolicy {
+            min_free_bytes: 512 * 1024 * 1024,
+            audit_reserve_bytes: 16 * 1024 * 1024,
+        }
+    }
 }
 
 /// Login throttling and lockout.

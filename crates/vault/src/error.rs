@@ -38,6 +38,9 @@ pub enum VaultError {
     Unsupported(String),
     #[error("{0}")]
     LimitReached(String),
+    /// Free space is under the floor (or the disk is full): the upload cannot continue.
+    #[error("{0}")]
+    StorageLow(String),
     #[error(transparent)]
     Path(#[from] PathError),
     #[error(transparent)]
@@ -65,7 +68,7 @@ impl VaultError {
             VaultError::AlreadyExists(_) => ErrorKind::AlreadyExists,
             VaultError::NotEmpty(_) => ErrorKind::NotEmpty,
             VaultError::Unsupported(_) => ErrorKind::Unsupported,
-            VaultError::LimitReached(_) => ErrorKind::LimitReached,
+            VaultError::LimitReached(_) | VaultError::StorageLow(_) => ErrorKind::LimitReached,
             VaultError::Store(StoreError::Conflict { .. }) => ErrorKind::AlreadyExists,
             VaultError::Store(StoreError::NotFound { .. }) => ErrorKind::NotFound,
             VaultError::Store(_)
@@ -75,10 +78,26 @@ impl VaultError {
         }
     }
 
+    /// Whether this failed for lack of space: under the floor, or the filesystem is full.
+    pub fn is_storage_low(&self) -> bool {
+        match self {
+            VaultError::StorageLow(_) => true,
+            VaultError::Store(e) => e.is_disk_full(),
+            VaultError::Audit(AuditError::Store(e)) => e.is_disk_full(),
+            VaultError::Audit(AuditError::Io(e)) | VaultError::Crypto(CryptoError::Io(e)) => {
+                lockbox_store::io_is_disk_full(e)
+            }
+            _ => false,
+        }
+    }
+
     /// The text a client may see. Internal errors are logged by the door and summarized here, so a
     /// peer never learns file system paths or database details.
     pub fn client_message(&self) -> String {
         match self.kind() {
+            ErrorKind::Internal if self.is_storage_low() => {
+                "server storage is full; the upload was not stored".to_owned()
+            }
             ErrorKind::Internal => match self {
                 VaultError::Crypto(CryptoError::Integrity { .. }) => {
                     "stored file failed its integrity check; contact the administrator".to_owned()

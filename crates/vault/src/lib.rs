@@ -25,17 +25,19 @@ pub mod inventory;
 pub mod mfa;
 pub mod monitor;
 pub mod session;
+pub mod storage;
 pub mod tokens;
 pub mod transfer;
 
 pub use admin::AdminActor;
 pub use auth::{Credential, LoginAttempt, PendingLogin, Principal, Refusal, Verdict};
-pub use config::{AuthPolicy, VaultConfig};
+pub use config::{AuthPolicy, StoragePolicy, VaultConfig};
 pub use error::{ErrorKind, Result, VaultError};
 pub use lockbox_audit::{Action, AuditError, Outcome, VerifyReport};
 pub use mfa::{base32_decode, totp_code, TotpEnrollment};
 pub use monitor::{ActiveSession, AuditQuery, AuditRecordView, Metrics, MetricsSnapshot};
 pub use session::{Entry, EntryKind, OpenMode, Session};
+pub use storage::StorageStatus;
 pub use tokens::{TokenInfo, TokenScopes};
 pub use transfer::{check_write_extent, ReadHandle, WriteHandle};
 
@@ -65,6 +67,7 @@ pub(crate) struct Inner {
     /// Sessions open in this process, by session id (for the operators' view).
     pub(crate) sessions: std::sync::Mutex<std::collections::HashMap<String, ActiveSession>>,
     pub(crate) metrics: Metrics,
+    pub(crate) storage: storage::Storage,
 }
 
 /// A handle on the vault; cheap to clone, shared by all doors and sessions.
@@ -206,6 +209,11 @@ impl Vault {
         let blobs: Arc<dyn BlobStore> =
             Arc::new(LocalBlobStore::open(&config.data_dir.join("blobs"))?);
         let audit = AuditLog::new(store.clone());
+        let storage = storage::Storage::open(
+            &config.data_dir,
+            config.storage.min_free_bytes,
+            config.storage.audit_reserve_bytes,
+        );
         let fingerprint_key = keys.derive_key("inventory-fingerprint-v1")?;
         let totp_key = keys.derive_key("totp-secret-v1")?;
         let recovery_key = keys.derive_key("recovery-code-v1")?;
@@ -223,6 +231,7 @@ impl Vault {
             throttle: auth::SourceThrottle::default(),
             open_uploads: Default::default(),
             hashing: auth::HashingSlots::new(),
+            storage,
         };
         Ok((
             Vault {
@@ -247,14 +256,25 @@ impl Vault {
     /// Records an audit event. Failing to audit is logged loudly; callers that must not proceed
     /// without a record use [`Vault::audit_strict`].
     pub(crate) fn audit(&self, ev: Event) {
-        if let Err(e) = self.inner.audit.record(ev) {
+        if let Err(e) = self.audit_strict(ev) {
             tracing::error!(error = %e, "AUDIT WRITE FAILED");
         }
     }
 
+    /// Appends to the audit log. A disk found full releases the audit reserve and tries once
+    /// more, so the evidence is written when nothing else can be.
     pub(crate) fn audit_strict(&self, ev: Event) -> Result<()> {
-        self.inner.audit.record(ev)?;
-        Ok(())
+        match self.inner.audit.record(ev.clone()) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = VaultError::from(e);
+                if e.is_storage_low() && self.release_audit_reserve() {
+                    self.inner.audit.record(ev)?;
+                    return Ok(());
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Records an event raised by a door (session start/end, server start).

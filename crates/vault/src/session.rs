@@ -359,8 +359,9 @@ impl Session {
                 let may_see = mount.perms.contains(Permission::List)
                     || mount.perms.contains(Permission::Read);
                 if !may_see {
-                    if let Some(up) =
-                        store.upload_for(mount.folder.id, &parent, &name, self.principal.user.id)?
+                    if let Some(up) = store
+                        .upload_for(mount.folder.id, &parent, &name, self.principal.user.id)?
+                        .filter(|u| u.resumable)
                     {
                         return Ok(Entry {
                             name,
@@ -378,8 +379,9 @@ impl Session {
                 // the client's offsets must start from (telling it the committed file's size made
                 // `reput` splice the two).
                 if mount.perms.contains(Permission::Write) {
-                    if let Some(up) =
-                        store.upload_for(mount.folder.id, &parent, &name, self.principal.user.id)?
+                    if let Some(up) = store
+                        .upload_for(mount.folder.id, &parent, &name, self.principal.user.id)?
+                        .filter(|u| u.resumable)
                     {
                         return Ok(Entry {
                             name,
@@ -509,12 +511,23 @@ impl Session {
         if mode.exclusive && live.is_some() {
             return Err(VaultError::AlreadyExists(path.to_string()));
         }
+        // Refused up front, before anything is staged, while the disk is under its floor.
+        self.vault.check_space_for_upload()?;
         let ctx = UploadContext {
             actor: self.actor.clone(),
             target: self.target(&mount, path),
         };
         let user = self.principal.user.id;
-        let pending = store.upload_for(folder, &parent, &name, user)?;
+        let mut pending = store.upload_for(folder, &parent, &name, user)?;
+        if let Some(up) = pending.as_ref().filter(|u| !u.resumable) {
+            // An interrupted update of the committed file (left by a crash): never a prefix of
+            // anything a client sends, so it goes, and this open starts as if it were not there.
+            drop(crate::transfer::UploadLease::take(&self.vault, up)?);
+            if let Some(blob) = store.delete_upload(up.id)? {
+                self.vault.remove_blob_after_commit(blob);
+            }
+            pending = None;
+        }
         if mode.must_exist && live.is_none() && pending.is_none() {
             return Err(VaultError::NotFound(path.to_string()));
         }
@@ -533,7 +546,17 @@ impl Session {
         let key = DataKey::generate();
         let wrapped: WrappedKey = inner.keys.wrap(&key, &blob.0)?;
         let file = inner.blobs.create(blob)?;
-        let up = match store.create_upload(folder, &parent, &name, user, blob, &wrapped.to_vec()) {
+        // Opening an existing file without truncation means "modify it": the upload starts as a
+        // copy of its content, which is not resumable.
+        let copy_of = live.filter(|_| !mode.truncate && !mode.resume_only);
+        let resumable = copy_of.is_none();
+        let wrapped = wrapped.to_vec();
+        let staged = lockbox_store::StagedBlob {
+            blob,
+            wrapped_key: &wrapped,
+            resumable,
+        };
+        let up = match store.create_upload(folder, &parent, &name, user, staged) {
             Ok(up) => up,
             Err(e) => {
                 self.vault.remove_blob_after_commit(blob);
@@ -547,8 +570,7 @@ impl Session {
         };
         let upload_id = up.id;
         let opened = WriteHandle::create(&self.vault, ctx, up, file, key).and_then(|mut handle| {
-            // Opening an existing file without truncation means "modify it": start from its content.
-            if let (Some(existing), false) = (live, mode.truncate || mode.resume_only) {
+            if let Some(existing) = copy_of {
                 let reader =
                     ReadHandle::open(&self.vault, self.actor.clone(), existing, String::new())?;
                 handle.copy_from(&reader)?;

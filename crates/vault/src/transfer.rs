@@ -29,6 +29,9 @@ pub const MAX_FILE_SIZE: u64 = 1 << 40;
 /// most this much.
 const PROGRESS_EVERY: u64 = 4 * 1024 * 1024;
 
+/// How often (in bytes written) an upload checks free space against the floor.
+const SPACE_CHECK_EVERY: u64 = 1024 * 1024;
+
 /// Whether a write of `len` bytes at `offset` into an upload now `current_len` bytes long is one
 /// Lockbox accepts. Doors that acknowledge a write before applying it check this first, so a write
 /// that will fail is answered with the error itself (as OpenSSH does) rather than an early "OK".
@@ -71,6 +74,14 @@ pub struct WriteHandle {
     saved_progress: u64,
     mtime: Option<i64>,
     bytes_received: u64,
+    /// Bytes written since free space was last checked.
+    since_space_check: u64,
+    /// Committed or interrupted; otherwise dropping the handle interrupts it (a door that loses
+    /// a handle, a task cancelled at shutdown), so every interruption is saved and audited.
+    done: bool,
+    /// A write failed for lack of space: the upload is discarded rather than kept, so a failed
+    /// upload gives its space back instead of filling the disk again on the next try.
+    out_of_space: bool,
 }
 
 fn unwrap_key(vault: &Vault, wrapped: &[u8], blob: &[u8; 16]) -> Result<DataKey> {
@@ -99,6 +110,9 @@ impl WriteHandle {
             saved_progress: 0,
             mtime: None,
             bytes_received: 0,
+            since_space_check: 0,
+            out_of_space: false,
+            done: false,
         })
     }
 
@@ -117,6 +131,9 @@ impl WriteHandle {
             hashed: 0,
             mtime: None,
             bytes_received: 0,
+            since_space_check: 0,
+            out_of_space: false,
+            done: false,
         })
     }
 
@@ -140,7 +157,22 @@ impl WriteHandle {
     }
 
     pub fn write_at(&mut self, offset: u64, data: Bytes) -> Result<()> {
+        let res = self.write_at_inner(offset, data);
+        if let Err(e) = &res {
+            if e.is_storage_low() {
+                self.out_of_space = true;
+            }
+        }
+        res
+    }
+
+    fn write_at_inner(&mut self, offset: u64, data: Bytes) -> Result<()> {
         self.check_extent(offset, data.len() as u64)?;
+        self.since_space_check += data.len() as u64;
+        if self.since_space_check >= SPACE_CHECK_EVERY {
+            self.since_space_check = 0;
+            self.vault.check_space_for_upload()?;
+        }
         if offset == self.hashed {
             self.hashed += data.len() as u64;
             self.content.update(&data, self.hashed);
@@ -150,7 +182,8 @@ impl WriteHandle {
         self.writer.write_at(offset, &data)?;
         self.bytes_received += data.len() as u64;
         let sealed = self.writer.len() / CHUNK_SIZE as u64 * CHUNK_SIZE as u64;
-        if sealed >= self.saved_progress + PROGRESS_EVERY {
+        // An update of the committed file is never resumed, so it has no resume points to keep.
+        if self.upload.resumable && sealed >= self.saved_progress + PROGRESS_EVERY {
             // The size is recorded only once the bytes it counts are on disk, so a resume point
             // never runs ahead of the ciphertext after a power loss.
             self.writer.sync_sealed()?;
@@ -184,6 +217,16 @@ impl WriteHandle {
             self.content = ContentTap::Unavailable;
         }
         self.writer.truncate(len)?;
+        // A resume point beyond the new end would let a resume after a crash start past data
+        // that is gone: lower it, once the cut is durable.
+        if self.upload.resumable && len < self.saved_progress {
+            self.writer.sync_sealed()?;
+            self.vault
+                .inner
+                .store
+                .set_upload_size(self.upload.id, len)?;
+            self.saved_progress = len;
+        }
         Ok(())
     }
 
@@ -202,42 +245,59 @@ impl WriteHandle {
     }
 
     /// Completes the upload: the file becomes visible atomically, replacing any previous version
-    /// (whose key is destroyed).
-    pub fn commit(self) -> Result<FileRow> {
-        let WriteHandle {
-            _lease,
-            vault,
-            ctx,
-            upload,
-            writer,
-            content,
-            hashed,
-            mtime,
-            bytes_received,
-            ..
-        } = self;
-        let (file, len) = writer.finish()?;
-        let streamed = content.finish();
-        let findings = match streamed {
-            Some(f) if hashed == len => f,
+    /// (whose key is destroyed). If it fails, the upload is handled as interrupted (kept, or
+    /// discarded when it ran out of space or was an update), and audited.
+    pub fn commit(mut self) -> Result<FileRow> {
+        let len = match self.writer.finish_in_place() {
+            Ok(l) => l,
+            Err(e) => return Err(self.commit_failed(e.into())),
+        };
+        let content = std::mem::replace(&mut self.content, ContentTap::Unavailable);
+        let findings = match content.finish() {
+            Some(f) if self.hashed == len => f,
             _ => {
                 // Out-of-order or resumed upload: analyse what was actually stored (one read).
                 tracing::debug!(
                     size = len,
-                    streamed_bytes = hashed,
+                    streamed_bytes = self.hashed,
                     "content not streamed in order; reading the stored file"
                 );
-                let key = unwrap_key(&vault, &upload.wrapped_key, &upload.blob_id.0)?;
-                let reader = EncryptedReader::new(file, key, upload.blob_id.0, len);
-                analyse_stored(&vault, &reader, &ctx.actor.org)?
+                let stored = self
+                    .writer
+                    .store()
+                    .try_clone()
+                    .map_err(lockbox_crypto::CryptoError::from)
+                    .map_err(VaultError::from)
+                    .and_then(|file| {
+                        let key = unwrap_key(
+                            &self.vault,
+                            &self.upload.wrapped_key,
+                            &self.upload.blob_id.0,
+                        )?;
+                        let reader = EncryptedReader::new(file, key, self.upload.blob_id.0, len);
+                        analyse_stored(&self.vault, &reader, &self.ctx.actor.org)
+                    });
+                match stored {
+                    Ok(f) => f,
+                    Err(e) => return Err(self.commit_failed(e)),
+                }
             }
         };
         let sha256 = findings.sha256.clone();
-        let mtime = mtime.unwrap_or_else(Session::now);
-        let (row, replaced) = vault
-            .inner
-            .store
-            .commit_upload(upload.id, len, &sha256, mtime)?;
+        let mtime = self.mtime.unwrap_or_else(Session::now);
+        let (row, replaced) =
+            match self
+                .vault
+                .inner
+                .store
+                .commit_upload(self.upload.id, len, &sha256, mtime)
+            {
+                Ok(x) => x,
+                Err(e) => return Err(self.commit_failed(e.into())),
+            };
+        // Committed: nothing is left to interrupt when the handle drops.
+        self.done = true;
+        let vault = self.vault.clone();
         if let Some(blob) = replaced {
             vault.remove_blob_after_commit(blob);
         }
@@ -246,21 +306,59 @@ impl WriteHandle {
         // The file is committed: a failure to record it is logged loudly (AUDIT WRITE FAILED) but
         // must not tell the client that its completed upload failed.
         vault.audit(
-            ctx.actor
+            self.ctx
+                .actor
                 .event(Action::UploadCommitted, Outcome::Ok)
-                .target(&ctx.target)
+                .target(&self.ctx.target)
                 .detail(json!({
                     "file_id": row.id.0, "size": len, "sha256": sha256,
-                    "bytes_received": bytes_received, "replaced": replaced.is_some(),
+                    "bytes_received": self.bytes_received, "replaced": replaced.is_some(),
                     "inventory": inventory,
-                    "session": ctx.actor.session_id,
+                    "session": self.ctx.actor.session_id,
                 })),
         );
         Ok(row)
     }
 
+    /// A commit that failed: out of space, the upload gives its space back; otherwise it is left
+    /// for `Drop` to keep as interrupted (or discard, for an update).
+    fn commit_failed(&mut self, e: VaultError) -> VaultError {
+        if e.is_storage_low() {
+            self.out_of_space = true;
+        }
+        e
+    }
+
     /// The connection went away before close: keep what arrived (invisible, resumable by its owner).
+    /// An upload that failed for lack of space is discarded instead (its space given back).
     pub fn interrupt(mut self) -> Result<()> {
+        self.done = true;
+        self.interrupt_in_place()
+    }
+
+    fn interrupt_in_place(&mut self) -> Result<()> {
+        if self.out_of_space {
+            discard(
+                &self.vault,
+                &self.ctx,
+                &self.upload,
+                self.bytes_received,
+                "storage low",
+            );
+            return Ok(());
+        }
+        if !self.upload.resumable {
+            // An update of a committed file cut before its close: the file stays as committed,
+            // and what arrived of the update goes (resuming it would splice).
+            discard(
+                &self.vault,
+                &self.ctx,
+                &self.upload,
+                self.bytes_received,
+                "update of an existing file interrupted; the committed file is unchanged",
+            );
+            return Ok(());
+        }
         let res = self.sync();
         self.vault.audit(
             self.ctx
@@ -274,6 +372,37 @@ impl WriteHandle {
         );
         res
     }
+}
+
+impl Drop for WriteHandle {
+    fn drop(&mut self) {
+        if !self.done {
+            self.done = true;
+            if let Err(e) = self.interrupt_in_place() {
+                tracing::error!(error = %e, "could not save an interrupted upload");
+            }
+        }
+    }
+}
+
+/// Discards an interrupted upload that must not be kept: one that failed for lack of space (its
+/// space is given back) or an update of a committed file (not resumable). Its staging row and
+/// ciphertext go, and the interruption is audited with the reason.
+fn discard(vault: &Vault, ctx: &UploadContext, upload: &UploadRow, received: u64, reason: &str) {
+    match vault.inner.store.delete_upload(upload.id) {
+        Ok(Some(blob)) => vault.remove_blob_after_commit(blob),
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "could not discard an interrupted upload"),
+    }
+    vault.audit(
+        ctx.actor
+            .event(Action::UploadInterrupted, Outcome::Failed)
+            .target(&ctx.target)
+            .detail(json!({
+                "stored": 0, "bytes_received": received, "reason": reason,
+                "discarded": true, "session": ctx.actor.session_id,
+            })),
+    );
 }
 
 /// An open download of one committed file version.

@@ -1,4 +1,5 @@
-//! `/healthz` (the process answers), `/readyz` (the metadata store answers) and `/metrics`
+//! `/healthz` (the process answers), `/readyz` (the metadata store answers and free space is above
+//! the upload floor) and `/metrics`
 //! (Prometheus text; administrators or an admin-scoped token, since counts of logins and failures
 //! help an attacker time a spray).
 
@@ -21,19 +22,42 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// Ready when the metadata store answers and free space is above the floor: under it, uploads
+/// are refused, so a load balancer should send new work elsewhere (this node still serves
+/// downloads and deletes to whoever reaches it).
 async fn readyz(State(state): State<AppState>) -> Response {
     let vault = state.vault.clone();
-    let ok = tokio::task::spawn_blocking(move || vault.list_orgs().is_ok())
-        .await
-        .unwrap_or(false);
-    if ok {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (
+    let checked = tokio::task::spawn_blocking(move || {
+        let db = vault.list_orgs().is_ok();
+        (db, vault.storage_status().ok())
+    })
+    .await;
+    let Ok((db, storage)) = checked else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "health check failed\n").into_response();
+    };
+    if !db {
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
             "metadata store unavailable\n",
         )
-            .into_response()
+            .into_response();
+    }
+    match storage {
+        Some(st) if st.low => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "storage low: {} MiB free, uploads need {} MiB (uploads are refused)\n",
+                st.free_bytes >> 20,
+                st.floor_bytes >> 20
+            ),
+        )
+            .into_response(),
+        Some(_) => (StatusCode::OK, "ready\n").into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "blob storage unavailable\n",
+        )
+            .into_response(),
     }
 }
 
@@ -49,6 +73,35 @@ async fn metrics(State(state): State<AppState>) -> Response {
         state.browser_sessions().len(),
         state.uploads.len(),
     ));
+    let vault = state.vault.clone();
+    if let Ok(Ok(st)) = tokio::task::spawn_blocking(move || vault.storage_status()).await {
+        text.push_str(&format!(
+            "# HELP lockbox_storage_free_bytes Free bytes on the data directory's filesystem.\n\
+             # TYPE lockbox_storage_free_bytes gauge\n\
+             lockbox_storage_free_bytes {}\n\
+             # HELP lockbox_storage_total_bytes Size of the data directory's filesystem.\n\
+             # TYPE lockbox_storage_total_bytes gauge\n\
+             lockbox_storage_total_bytes {}\n\
+             # HELP lockbox_storage_floor_bytes Uploads are refused while less than this is free.\n\
+             # TYPE lockbox_storage_floor_bytes gauge\n\
+             lockbox_storage_floor_bytes {}\n\
+             # HELP lockbox_storage_low 1 while free space is under the floor (uploads refused).\n\
+             # TYPE lockbox_storage_low gauge\n\
+             lockbox_storage_low {}\n\
+             # HELP lockbox_audit_reserve_bytes Space held back for the audit log.\n\
+             # TYPE lockbox_audit_reserve_bytes gauge\n\
+             lockbox_audit_reserve_bytes {}\n\
+             # HELP lockbox_audit_reserve_used 1 once the disk filled up and the audit reserve was released.\n\
+             # TYPE lockbox_audit_reserve_used gauge\n\
+             lockbox_audit_reserve_used {}\n",
+            st.free_bytes,
+            st.total_bytes,
+            st.floor_bytes,
+            u8::from(st.low),
+            st.audit_reserve_bytes,
+            u8::from(st.audit_reserve_used),
+        ));
+    }
     let mut resp = text.into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -143,7 +143,8 @@ impl WebServer {
             let state = state.clone();
             tokio::spawn(async move {
                 if stop.wait_for(|s| *s).await.is_ok() {
-                    let _ = tokio::task::spawn_blocking(move || state.uploads.interrupt_all()).await;
+                    let _ =
+                        tokio::task::spawn_blocking(move || state.uploads.interrupt_all()).await;
                 }
             });
         }

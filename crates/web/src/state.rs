@@ -380,6 +380,7 @@ mod tests {
             data_dir: dir.join("data"),
             key_file: dir.join("master.key"),
             auth: lockbox_vault::AuthPolicy::default(),
+            storage: Default::default(),
         })
         .unwrap();
         let actor = AdminActor::cli();
@@ -414,6 +415,7 @@ mod tests {
                 ..WebConfig::default()
             },
             None,
+            Default::default(),
         )
     }
 

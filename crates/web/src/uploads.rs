@@ -116,22 +116,30 @@ impl UploadTable {
     }
 
     fn interrupt_idle_for(&self, idle: Duration) {
-        let stale: Vec<Arc<OpenUpload>> = {
+        // Only uploads with no part in flight (their handle lock is free) are taken out; one
+        // being written stays in the table for its request to finish with.
+        let stale: Vec<WriteHandle> = {
             let mut map = lock(&self.map);
-            let ids: Vec<String> = map
-                .iter()
-                .filter(|(_, u)| lock(&u.last_used).elapsed() >= idle)
-                .map(|(k, _)| k.clone())
-                .collect();
-            ids.iter().filter_map(|k| map.remove(k)).collect()
-        };
-        for u in stale {
-            if let Ok(mut g) = u.handle.try_lock() {
-                if let Some(h) = g.take() {
-                    if let Err(e) = h.interrupt() {
-                        tracing::warn!(error = %e, "interrupting an idle upload failed");
-                    }
+            let mut taken = Vec::new();
+            map.retain(|_, u| {
+                if lock(&u.last_used).elapsed() < idle {
+                    return true;
                 }
+                match u.handle.try_lock() {
+                    Ok(mut g) => {
+                        if let Some(h) = g.take() {
+                            taken.push(h);
+                        }
+                        false
+                    }
+                    Err(_) => true,
+                }
+            });
+            taken
+        };
+        for h in stale {
+            if let Err(e) = h.interrupt() {
+                tracing::warn!(error = %e, "interrupting an idle upload failed");
             }
         }
     }
@@ -334,6 +342,7 @@ pub async fn commit(
     Path(id): Path<String>,
     body: Option<Json<Option<CommitRequest>>>,
 ) -> WebResult<Response> {
+    let _busy = state.transfer_started();
     // No body, or JSON `null`: no size to check.
     let req = body.and_then(|Json(b)| b).unwrap_or_default();
     let up = state.uploads.get(&id, &ident)?;

@@ -256,7 +256,10 @@ fn an_appending_client_with_a_wrong_idea_of_the_size_is_refused_not_spliced() {
     raw.send(&write(2, &h, MIB as u64, &new[MIB..MIB + 32768]))
         .unwrap();
     let (_, code, msg) = status_of(&mut raw, "append write");
-    assert_ne!(code, FX_OK, "a write at the wrong append offset was accepted");
+    assert_ne!(
+        code, FX_OK,
+        "a write at the wrong append offset was accepted"
+    );
     assert!(msg.contains("append at offset"), "{msg}");
     raw.send(&close(3, &h)).unwrap();
     let (_, code, _) = status_of(&mut raw, "close");
@@ -300,7 +303,10 @@ fn sigterm_lets_a_transfer_in_flight_finish_refuses_newcomers_and_exits_0() {
         &["-l", "8000"],
     );
     std::thread::sleep(Duration::from_millis(1500));
-    assert!(bg.try_status().is_none(), "the rate-limited put ended early");
+    assert!(
+        bg.try_status().is_none(),
+        "the rate-limited put ended early"
+    );
     let pid = s.pid().unwrap();
     let _ = std::process::Command::new("/bin/sh")
         .args(["-c", &format!("kill -TERM {pid}")])
@@ -326,7 +332,12 @@ fn sigterm_lets_a_transfer_in_flight_finish_refuses_newcomers_and_exits_0() {
         s.log()
     );
     let code = stop_with(&mut s, "-TERM");
-    assert_eq!(code.code(), Some(0), "exit after SIGTERM: {code}\n{}", s.log());
+    assert_eq!(
+        code.code(),
+        Some(0),
+        "exit after SIGTERM: {code}\n{}",
+        s.log()
+    );
     let log = s.log();
     assert!(log.contains("SIGTERM: shutting down"), "{log}");
     s.restart();
@@ -361,7 +372,12 @@ fn sigterm_after_the_grace_period_keeps_the_upload_resumable_and_audited() {
     std::thread::sleep(Duration::from_millis(2000));
     let code = stop_with(&mut s, "-TERM");
     let _ = bg.kill9();
-    assert_eq!(code.code(), Some(0), "exit after SIGTERM: {code}\n{}", s.log());
+    assert_eq!(
+        code.code(),
+        Some(0),
+        "exit after SIGTERM: {code}\n{}",
+        s.log()
+    );
     assert!(
         s.log().contains("interrupting 1 transfer"),
         "the log does not say what was interrupted:\n{}",
@@ -398,7 +414,11 @@ fn sigterm_after_the_grace_period_keeps_the_upload_resumable_and_audited() {
         Auth::Key(&alice),
         &format!("get /home/big.bin {}\n", back.display()),
     );
-    assert_eq!(sha256_file(&back), want, "resumed after shutdown: content differs");
+    assert_eq!(
+        sha256_file(&back),
+        want,
+        "resumed after shutdown: content differs"
+    );
 }
 
 /// One sealed 64 KiB chunk on disk: 12-byte nonce, ciphertext, 16-byte tag.
@@ -426,7 +446,10 @@ fn a_damaged_chunk_fails_the_download_with_the_integrity_error_not_end_of_file()
         Auth::Key(&alice),
         &format!("get /home/f.bin {}\n", back.display()),
     );
-    assert!(!o.status.success(), "a damaged file downloaded without error");
+    assert!(
+        !o.status.success(),
+        "a damaged file downloaded without error"
+    );
     // OpenSSH names the status code only ("Failure"); what matters is that it is not EOF.
     let err = stderr_of(&o);
     assert!(
@@ -468,13 +491,20 @@ fn under_systemd_it_reports_ready_and_stopping_on_the_notify_socket() {
     let dir = tempfile::tempdir().unwrap();
     let sock_path = dir.path().join("notify.sock");
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
     let mut child = std::process::Command::new(BIN)
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .arg("--key-file")
         .arg(dir.path().join("master.key"))
-        .args(["serve", "--sftp-listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--sftp-listen",
+            "127.0.0.1:0",
+            "--https-listen",
+            "127.0.0.1:0",
+        ])
         .env("NOTIFY_SOCKET", &sock_path)
         .env_remove("LOCKBOX_LOG")
         .stdin(std::process::Stdio::null())
@@ -516,7 +546,13 @@ fn a_missing_or_different_key_file_is_refused_while_data_exists() {
         &format!("put {} /home/f.bin\n", local.display()),
     );
     s.stop();
-    let serve = ["serve", "--sftp-listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0"];
+    let serve = [
+        "serve",
+        "--sftp-listen",
+        "127.0.0.1:0",
+        "--https-listen",
+        "127.0.0.1:0",
+    ];
     let saved = s.dir.path().join("master.key.saved");
     std::fs::rename(&s.key_file, &saved).unwrap();
 
@@ -529,7 +565,10 @@ fn a_missing_or_different_key_file_is_refused_while_data_exists() {
             err.contains("does not exist") && err.contains("Restore"),
             "{args:?}: unclear refusal:\n{err}"
         );
-        assert!(!s.key_file.exists(), "{args:?} created a new key over existing data");
+        assert!(
+            !s.key_file.exists(),
+            "{args:?} created a new key over existing data"
+        );
     }
 
     // A well-formed key that is not this data directory's: refused, naming both check values.
@@ -543,7 +582,10 @@ fn a_missing_or_different_key_file_is_refused_while_data_exists() {
     let o = s.cli(&serve);
     assert!(!o.status.success(), "serve started with another key");
     let err = stderr_of(&o);
-    assert!(err.contains("is not the key of the data directory"), "{err}");
+    assert!(
+        err.contains("is not the key of the data directory"),
+        "{err}"
+    );
 
     // The same key, in a data directory from before check values (the row removed): the stored
     // data keys themselves must open, so the wrong key is still refused.
@@ -552,7 +594,10 @@ fn a_missing_or_different_key_file_is_refused_while_data_exists() {
     c.execute("DELETE FROM meta", []).unwrap();
     drop(c);
     let o = s.cli(&serve);
-    assert!(!o.status.success(), "serve started with another key (no check value)");
+    assert!(
+        !o.status.success(),
+        "serve started with another key (no check value)"
+    );
     assert!(
         stderr_of(&o).contains("does not open the data keys"),
         "{}",
@@ -569,4 +614,125 @@ fn a_missing_or_different_key_file_is_refused_while_data_exists() {
         &format!("get /home/f.bin {}\n", back.display()),
     );
     assert_eq!(sha256_file(&back), want);
+}
+
+/// Opens `path` for update without truncation (what paramiko "r+"/"a", psftp `reput` and Go's
+/// O_APPEND do), writes `data` at `offset`, and drops the connection without CLOSE.
+fn interrupt_update(s: &TestServer, key: &Path, path: &str, offset: u64, data: &[u8]) {
+    let interrupted = || audit(s).matches("upload_interrupted").count();
+    let before = interrupted();
+    let mut raw = RawSftp::connect(s.port, "alice", key);
+    raw.init();
+    let h = match raw.request(
+        &open(1, path.as_bytes(), WRITE_FLAG),
+        Duration::from_secs(60),
+    ) {
+        Ok((HANDLE, body)) => parse_handle(&body).unwrap().1,
+        other => panic!("OPEN {path}: {other:?}"),
+    };
+    raw.send(&write(2, &h, offset, data)).unwrap();
+    assert_eq!(status_of(&mut raw, "write").1, FX_OK);
+    raw.finish();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while interrupted() == before {
+        assert!(
+            Instant::now() < deadline,
+            "{path}: never recorded as interrupted"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn an_interrupted_update_of_a_committed_file_is_discarded_never_resumed() {
+    let s = TestServer::start();
+    let alice = s.setup_acme_alice();
+    let web = Web::new(&s);
+    let token = web.token_for(&Person::new("alice", PASSWORD), "read,write");
+    let v1 = random_bytes(2 * MIB + 5, 7);
+    let f = s.dir.path().join("v1");
+    std::fs::write(&f, &v1).unwrap();
+    s.sftp_ok(
+        "alice",
+        Auth::Key(&alice),
+        &format!("put {} /home/u.bin\n", f.display()),
+    );
+    interrupt_update(&s, &alice, "/home/u.bin", 100, b"patched");
+    let records = audit(&s);
+    assert!(
+        records.contains("update of an existing file interrupted"),
+        "the discarded update is not audited with its reason:\n{records}"
+    );
+    // The owner's stat shows the committed file, and the HTTPS resume starts empty.
+    let ls = s.sftp_ok("alice", Auth::Key(&alice), "ls -ln /home/u.bin\n");
+    assert_eq!(ls_size(&ls, "u.bin"), Some(v1.len() as u64), "{ls}");
+    let r = web
+        .post("/api/v1/uploads")
+        .bearer(&token)
+        .json(&json!({"path": "/home/u.bin", "resume": true}))
+        .send();
+    r.assert_status(201);
+    assert_eq!(
+        r.json()["offset"],
+        0,
+        "HTTPS resumed an interrupted update: {}",
+        r.describe()
+    );
+    let back = s.dir.path().join("u.back");
+    s.sftp_ok(
+        "alice",
+        Auth::Key(&alice),
+        &format!("get /home/u.bin {}\n", back.display()),
+    );
+    assert_eq!(sha_hex(&std::fs::read(&back).unwrap()), sha_hex(&v1));
+}
+
+#[test]
+fn continuing_an_interrupted_upload_past_its_end_is_refused() {
+    let s = TestServer::start();
+    let alice = s.setup_acme_alice();
+    let old = random_bytes(3 * MIB, 8);
+    let new = random_bytes(4 * MIB, 9);
+    let f = s.dir.path().join("old");
+    std::fs::write(&f, &old).unwrap();
+    s.sftp_ok(
+        "alice",
+        Auth::Key(&alice),
+        &format!("put {} /home/g.bin\n", f.display()),
+    );
+    let cut = MIB + 3;
+    interrupt_overwrite(&s, &alice, "/home/g.bin", &new[..cut]);
+    // A client that took the committed file's size (3 MiB) from a listing, without APPEND.
+    let mut raw = RawSftp::connect(s.port, "alice", &alice);
+    raw.init();
+    let h = match raw.request(
+        &open(1, b"/home/g.bin", WRITE_FLAG | CREAT),
+        Duration::from_secs(60),
+    ) {
+        Ok((HANDLE, body)) => parse_handle(&body).unwrap().1,
+        other => panic!("OPEN: {other:?}"),
+    };
+    raw.send(&write(
+        2,
+        &h,
+        3 * MIB as u64,
+        &new[3 * MIB..3 * MIB + 32768],
+    ))
+    .unwrap();
+    let (_, code, msg) = status_of(&mut raw, "write past the end");
+    assert_ne!(
+        code, FX_OK,
+        "a write past the interrupted upload's end was accepted"
+    );
+    assert!(msg.contains("resume from"), "{msg}");
+    raw.send(&close(3, &h)).unwrap();
+    assert_ne!(status_of(&mut raw, "close").1, FX_OK);
+    raw.finish();
+    let back = s.dir.path().join("g.back");
+    s.sftp_ok(
+        "alice",
+        Auth::Key(&alice),
+        &format!("get /home/g.bin {}\n", back.display()),
+    );
+    assert_eq!(sha_hex(&std::fs::read(&back).unwrap()), sha_hex(&old));
 }

@@ -11,6 +11,7 @@ mod audit_tamper;
 mod cli;
 mod durability;
 mod exposure;
+mod full_disk;
 mod hostile_input;
 mod inventory;
 mod sftp_clients;

@@ -101,7 +101,12 @@ pub(crate) fn py_client(
     (v, o)
 }
 
-pub(crate) fn assert_py_ok(s: &TestServer, what: &str, v: &serde_json::Value, o: &std::process::Output) {
+pub(crate) fn assert_py_ok(
+    s: &TestServer,
+    what: &str,
+    v: &serde_json::Value,
+    o: &std::process::Output,
+) {
     assert!(
         o.status.success(),
         "{what} failed: {v}\n{}\n--- server log (tail) ---\n{}",

@@ -14,6 +14,7 @@ pub fn vault_with(orgs: &[&str], users: &[(&str, &str, Role)]) -> (tempfile::Tem
         data_dir: dir.path().join("data"),
         key_file: dir.path().join("master.key"),
         auth: Default::default(),
+        storage: Default::default(),
     })
     .unwrap();
     let cli = AdminActor::cli();

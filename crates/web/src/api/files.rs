@@ -441,9 +441,9 @@ pub async fn upload(
             .map_err(file_op)
     })
     .await?;
-    let busy = state.transfer_started();
+    // Counted until the handler returns: the commit after the body is part of the transfer.
+    let _busy = state.transfer_started();
     let (handle, result) = stream_body(handle, 0, body).await;
-    drop(busy);
     let Some(handle) = handle else {
         return Err(result
             .err()

@@ -238,6 +238,8 @@ pub struct TestServer {
     log: Arc<Mutex<String>>,
     /// Extra `serve` arguments, kept across restarts.
     serve_args: Vec<String>,
+    /// Environment for the server and the CLI (e.g. `LOCKBOX_MIN_FREE_MIB`).
+    env: Vec<(String, String)>,
 }
 
 fn clean_env(cmd: &mut Command) {
@@ -257,11 +259,21 @@ impl TestServer {
 
     /// Like `start`, with extra `lockbox serve` arguments (kept for restarts).
     pub fn start_with(serve_args: &[&str]) -> TestServer {
+        Self::start_custom(None, serve_args, &[])
+    }
+
+    /// A server whose data directory is `data_dir` (default `D/data`), with extra `serve`
+    /// arguments and environment variables (both also used by `cli` and restarts).
+    pub fn start_custom(
+        data_dir: Option<PathBuf>,
+        serve_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> TestServer {
         let dir = tempfile::Builder::new()
             .prefix("lockbox-test-")
             .tempdir()
             .unwrap();
-        let data_dir = dir.path().join("data");
+        let data_dir = data_dir.unwrap_or_else(|| dir.path().join("data"));
         let key_file = dir.path().join("master.key");
         let mut s = TestServer {
             dir,
@@ -272,6 +284,10 @@ impl TestServer {
             child: None,
             log: Arc::new(Mutex::new(String::new())),
             serve_args: serve_args.iter().map(|a| a.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         s.spawn();
         s
@@ -293,6 +309,7 @@ impl TestServer {
                 "127.0.0.1:0",
             ])
             .args(&self.serve_args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -470,7 +487,8 @@ impl TestServer {
         cmd.arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--key-file")
-            .arg(&self.key_file);
+            .arg(&self.key_file)
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 
