@@ -73,6 +73,12 @@ pub enum Action {
     OrgPolicySet,
     /// A graceful shutdown finished (what was still open was interrupted and recorded first).
     ServerStopped,
+    /// `lockbox backup` wrote a copy of the metadata and ciphertext.
+    BackupCreated,
+    /// `lockbox restore` filled an empty data directory from a backup.
+    BackupRestored,
+    /// `lockbox verify-storage` checked every blob against the metadata.
+    StorageVerified,
 }
 
 impl Action {
@@ -119,12 +125,18 @@ impl Action {
         Action::ApiTokenRevoked,
         Action::OrgPolicySet,
         Action::ServerStopped,
+        Action::BackupCreated,
+        Action::BackupRestored,
+        Action::StorageVerified,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Action::ServerStarted => "server_started",
             Action::ServerStopped => "server_stopped",
+            Action::BackupCreated => "backup_created",
+            Action::BackupRestored => "backup_restored",
+            Action::StorageVerified => "storage_verified",
             Action::LoginSucceeded => "login_succeeded",
             Action::LoginFailed => "login_failed",
             Action::AccountLocked => "account_locked",

@@ -75,6 +75,19 @@ enum Command {
     /// Breach exposure reports and notification packages.
     #[command(subcommand)]
     Exposure(exposure_cmd::ExposureCmd),
+    /// Copy the metadata and the ciphertext to DIR, consistently, while the server runs. The key
+    /// file is never included: back it up separately.
+    Backup {
+        /// A new or empty directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Fill an empty data directory from a backup made by `lockbox backup` (with --key-file the
+    /// key the backup was made under).
+    Restore { from: PathBuf },
+    /// Check every stored blob against the metadata: missing, wrong size, failing authentication,
+    /// orphaned. Decrypts in memory only; exits 1 if anything is wrong.
+    VerifyStorage,
     /// Scan local files for PHI without storing anything (offline).
     Scan {
         #[arg(required = true)]
@@ -292,10 +305,80 @@ fn run(cli: Cli) -> Result<()> {
     if let Command::Serve(args) = cli.command {
         return serve::run(settings, args);
     }
+    if let Command::Restore { from } = &cli.command {
+        let report = lockbox_vault::backup::restore(from, &settings.data_dir, &settings.key_file)?;
+        // Opening checks the key again and completes the data directory (shards, audit reserve).
+        let (vault, _) = Vault::open(settings.vault_config())?;
+        let verified = vault.audit_verify()?;
+        vault.note_restore(from, &report)?;
+        out.done(
+            &format!(
+                "restored {} files ({} bytes of ciphertext) into {}; audit log OK: {} records",
+                report.files,
+                report.ciphertext_bytes,
+                report.data_dir.display(),
+                verified.records
+            ),
+            &report,
+        );
+        return Ok(());
+    }
     let (vault, _) = Vault::open(settings.vault_config())?;
     let actor = AdminActor::cli();
     match cli.command {
-        Command::Serve(_) | Command::Scan { .. } => unreachable!("handled above"),
+        Command::Serve(_) | Command::Scan { .. } | Command::Restore { .. } => {
+            unreachable!("handled above")
+        }
+        Command::Backup { out: dir } => {
+            let r = vault.backup_to(&dir)?;
+            out.done(
+                &format!(
+                    "backup written to {}: {} files, {} bytes of ciphertext, {} audit records{}\n\
+                     the key file is NOT in the backup: back up {} separately (key check value {})",
+                    r.dir.display(),
+                    r.files,
+                    r.ciphertext_bytes,
+                    r.audit_records,
+                    if r.deleted_during_backup > 0 {
+                        format!(
+                            " ({} deleted while the backup ran, recorded as deleted)",
+                            r.deleted_during_backup
+                        )
+                    } else {
+                        String::new()
+                    },
+                    settings.key_file.display(),
+                    r.kek_check
+                ),
+                &r,
+            );
+        }
+        Command::VerifyStorage => {
+            let r = vault.verify_storage()?;
+            if r.problems.is_empty() {
+                out.done(
+                    &format!(
+                        "storage OK: {} files ({} bytes) authenticated, {} blobs on disk",
+                        r.files_checked, r.bytes_checked, r.blobs_on_disk
+                    ),
+                    &r,
+                );
+            } else {
+                if out.json {
+                    println!("{}", serde_json::to_string(&r)?);
+                } else {
+                    for p in &r.problems {
+                        let file = p.file_id.map(|f| format!(" file #{f}")).unwrap_or_default();
+                        eprintln!("{}: blob {}{file}: {}", p.kind, p.blob, p.detail);
+                    }
+                }
+                bail!(
+                    "storage check found {} problem(s) in {} files",
+                    r.problems.len(),
+                    r.files_checked
+                );
+            }
+        }
         Command::Inventory(InventoryCmd::Rescan) => {
             let r = vault.rescan_inventory(&actor)?;
             out.done(

@@ -45,6 +45,10 @@ pub trait BlobStore: Send + Sync {
     fn remove(&self, id: BlobId) -> Result<()>;
     /// Bytes free and total on the backing storage, for statvfs.
     fn space(&self) -> Result<(u64, u64)>;
+    /// Every stored blob, with when it was last modified (storage checks look for orphans).
+    fn list(&self) -> Result<Vec<(BlobId, std::time::SystemTime)>>;
+    /// Size of a stored blob in bytes.
+    fn len(&self, id: BlobId) -> Result<u64>;
 }
 
 pub struct LocalBlobStore {
@@ -146,6 +150,42 @@ impl BlobStore for LocalBlobStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err(&path, e)),
         }
+    }
+
+    fn list(&self) -> Result<Vec<(BlobId, std::time::SystemTime)>> {
+        let mut out = Vec::new();
+        let rd = std::fs::read_dir(&self.root).map_err(|e| io_err(&self.root, e))?;
+        for shard in rd {
+            let shard = shard.map_err(|e| io_err(&self.root, e))?.path();
+            if !shard.is_dir() {
+                continue;
+            }
+            for entry in std::fs::read_dir(&shard).map_err(|e| io_err(&shard, e))? {
+                let entry = entry.map_err(|e| io_err(&shard, e))?;
+                let name = entry.file_name();
+                // Only names this store makes: 32 hex digits. Anything else is not a blob.
+                let Some(id) = name
+                    .to_str()
+                    .and_then(|n| hex::decode(n).ok())
+                    .and_then(|b| BlobId::from_slice(&b).ok())
+                else {
+                    continue;
+                };
+                let modified = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+                out.push((id, modified));
+            }
+        }
+        Ok(out)
+    }
+
+    fn len(&self, id: BlobId) -> Result<u64> {
+        let path = self.path_of(id);
+        std::fs::metadata(&path)
+            .map(|m| m.len())
+            .map_err(|e| io_err(&path, e))
     }
 
     fn space(&self) -> Result<(u64, u64)> {

@@ -286,6 +286,99 @@ impl SqliteStore {
         .optional()?)
     }
 
+    // ---- backups and storage checks ----
+
+    /// Writes a consistent copy of the whole database to `path` (which must not exist), from one
+    /// read transaction, while other connections go on writing (`VACUUM INTO`).
+    pub fn snapshot_into(&self, path: &Path) -> Result<()> {
+        let target = path.to_str().ok_or_else(|| {
+            StoreError::Corrupt(format!("backup path {} is not UTF-8", path.display()))
+        })?;
+        self.conn().execute("VACUUM INTO ?1", params![target])?;
+        Ok(())
+    }
+
+    /// Every file version whose key still exists: (id, blob, plaintext size).
+    pub fn live_blobs(&self) -> Result<Vec<(FileId, BlobId, u64)>> {
+        let c = self.conn();
+        let mut st = c.prepare(
+            "SELECT id, blob_id, size FROM files WHERE wrapped_key IS NOT NULL ORDER BY id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                FileId(r.get(0)?),
+                blob_from(r, 1)?,
+                r.get::<_, i64>(2)?.max(0) as u64,
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// A committed file version's wrapped key (None once deleted).
+    pub fn file_wrapped_key(&self, id: FileId) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT wrapped_key FROM files WHERE id = ?1",
+                params![id.0],
+                |r| r.get::<_, Option<Vec<u8>>>(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
+    /// When and by whom a file version was deleted, if it was.
+    pub fn file_deletion(&self, id: FileId) -> Result<Option<(i64, i64)>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT deleted_at, deleted_by FROM files WHERE id = ?1 AND deleted_at IS NOT NULL",
+                params![id.0],
+                |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0))),
+            )
+            .optional()?)
+    }
+
+    /// Records a deletion that happened elsewhere (a backup catching up with a version deleted
+    /// while it was being copied): key destroyed, time and user as given.
+    pub fn mark_deleted_as(&self, id: FileId, deleted_at: i64, deleted_by: i64) -> Result<()> {
+        self.conn().execute(
+            "UPDATE files SET deleted_at = ?2, deleted_by = ?3, wrapped_key = NULL WHERE id = ?1",
+            params![id.0, deleted_at, deleted_by],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets every staged upload (a backup keeps committed files only).
+    pub fn clear_uploads(&self) -> Result<usize> {
+        Ok(self.conn().execute("DELETE FROM uploads", [])?)
+    }
+
+    /// Every blob the metadata refers to: live file versions and staged uploads.
+    pub fn referenced_blobs(&self) -> Result<std::collections::HashSet<BlobId>> {
+        let c = self.conn();
+        let mut out = std::collections::HashSet::new();
+        for sql in [
+            "SELECT blob_id FROM files WHERE wrapped_key IS NOT NULL",
+            "SELECT blob_id FROM uploads",
+        ] {
+            let mut st = c.prepare(sql)?;
+            let rows = st.query_map([], |r| blob_from(r, 0))?;
+            for b in rows {
+                out.insert(b?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of audit records.
+    pub fn audit_len(&self) -> Result<u64> {
+        let n: i64 = self
+            .conn()
+            .query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0))?;
+        Ok(n.max(0) as u64)
+    }
+
     /// Whether anything was ever stored: an organization, a file or an upload.
     pub fn holds_data(&self) -> Result<bool> {
         let c = self.conn();

@@ -17,6 +17,7 @@ use lockbox_store::{BlobStore, LocalBlobStore, SqliteStore};
 
 pub mod admin;
 pub mod auth;
+pub mod backup;
 pub mod config;
 mod content;
 pub mod error;

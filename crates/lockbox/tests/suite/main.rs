@@ -8,6 +8,7 @@ mod common;
 
 mod at_rest;
 mod audit_tamper;
+mod backup;
 mod cli;
 mod durability;
 mod exposure;

@@ -262,9 +262,27 @@ impl TestServer {
         Self::start_custom(None, serve_args, &[])
     }
 
+    /// A server on an existing data directory and key file (a restored backup, say).
+    pub fn start_on(data_dir: PathBuf, key_file: &Path) -> TestServer {
+        let mut s = Self::start_custom_unspawned(Some(data_dir), &[], &[]);
+        std::fs::copy(key_file, &s.key_file).unwrap();
+        s.spawn();
+        s
+    }
+
     /// A server whose data directory is `data_dir` (default `D/data`), with extra `serve`
     /// arguments and environment variables (both also used by `cli` and restarts).
     pub fn start_custom(
+        data_dir: Option<PathBuf>,
+        serve_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> TestServer {
+        let mut s = Self::start_custom_unspawned(data_dir, serve_args, env);
+        s.spawn();
+        s
+    }
+
+    fn start_custom_unspawned(
         data_dir: Option<PathBuf>,
         serve_args: &[&str],
         env: &[(&str, &str)],
@@ -275,7 +293,7 @@ impl TestServer {
             .unwrap();
         let data_dir = data_dir.unwrap_or_else(|| dir.path().join("data"));
         let key_file = dir.path().join("master.key");
-        let mut s = TestServer {
+        TestServer {
             dir,
             data_dir,
             key_file,
@@ -288,9 +306,7 @@ impl TestServer {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-        };
-        s.spawn();
-        s
+        }
     }
 
     fn spawn(&mut self) {
