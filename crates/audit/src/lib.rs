@@ -79,6 +79,10 @@ pub enum Action {
     BackupRestored,
     /// `lockbox verify-storage` checked every blob against the metadata.
     StorageVerified,
+    /// A key-encryption key rotation began (or resumed).
+    KeyRotationStarted,
+    /// Every wrapped data key is under the new key-encryption key; the old one is retired.
+    KeyRotated,
 }
 
 impl Action {
@@ -128,6 +132,8 @@ impl Action {
         Action::BackupCreated,
         Action::BackupRestored,
         Action::StorageVerified,
+        Action::KeyRotationStarted,
+        Action::KeyRotated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -137,6 +143,8 @@ impl Action {
             Action::BackupCreated => "backup_created",
             Action::BackupRestored => "backup_restored",
             Action::StorageVerified => "storage_verified",
+            Action::KeyRotationStarted => "key_rotation_started",
+            Action::KeyRotated => "key_rotated",
             Action::LoginSucceeded => "login_succeeded",
             Action::LoginFailed => "login_failed",
             Action::AccountLocked => "account_locked",

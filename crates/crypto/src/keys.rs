@@ -113,6 +113,16 @@ pub trait KeyProvider: Send + Sync {
 
     /// Human-readable description for logs and status output; never contains key material.
     fn describe(&self) -> String;
+
+    /// A key derived from the current wrapping key only, from which a check value identifying
+    /// that key is computed (see the vault's `kek_check`). Unlike [`derive_key`](Self::derive_key)
+    /// it changes when the wrapping key is rotated.
+    fn wrapping_check_key(&self) -> Result<[u8; 32], CryptoError>;
+
+    /// The same for the previous wrapping key, while a rotation is under way.
+    fn previous_check_key(&self) -> Result<Option<[u8; 32]>, CryptoError> {
+        Ok(None)
+    }
 }
 
 /// The default [`KeyProvider`]: a 256-bit KEK stored hex-encoded in a local
@@ -120,10 +130,23 @@ pub trait KeyProvider: Send + Sync {
 /// the data (a backup, a stolen disk image) does not carry its own key.
 pub struct LocalKeyFile {
     path: PathBuf,
+    /// Root of the derived purpose keys (fingerprints, sealed secrets). Never rotated: rotating it
+    /// would change every stored fingerprint. In a v1 file it is the wrapping key too.
+    root: Zeroizing<[u8; KEY_LEN]>,
+    /// The current wrapping key: data keys are wrapped under it.
     kek: Zeroizing<[u8; KEY_LEN]>,
     /// AES-256-GCM key schedule of `kek`, expanded once. It lives in ring's
     /// own struct, which cannot be zeroized; `kek` itself is.
     aead: LessSafeKey,
+    /// While a rotation is under way: the wrapping key being retired, which still unwraps.
+    previous: Option<(Zeroizing<[u8; KEY_LEN]>, LessSafeKey)>,
+}
+
+/// The keys a key file holds.
+struct KeyFileContent {
+    root: Zeroizing<[u8; KEY_LEN]>,
+    kek: Zeroizing<[u8; KEY_LEN]>,
+    previous: Option<Zeroizing<[u8; KEY_LEN]>>,
 }
 
 impl fmt::Debug for LocalKeyFile {
@@ -188,8 +211,8 @@ impl LocalKeyFile {
         if text.len() as u64 > KEY_FILE_MAX_LEN {
             return Err(malformed(path, "file is too large to be a key file"));
         }
-        let kek = parse_key_file(&text).map_err(|reason| malformed(path, reason))?;
-        Self::with_kek(path, kek)
+        let content = parse_key_file(&text).map_err(|reason| malformed(path, reason))?;
+        Self::with_content(path, content)
     }
 
     /// Writes a new key file. The content goes to a private temporary file
@@ -248,18 +271,78 @@ impl LocalKeyFile {
         let _ = std::fs::remove_file(&tmp_path);
         result.map_err(io_err)?;
 
-        Self::with_kek(path, kek)
+        Self::with_content(
+            path,
+            KeyFileContent {
+                root: kek.clone(),
+                kek,
+                previous: None,
+            },
+        )
     }
 
-    fn with_kek(path: &Path, kek: Zeroizing<[u8; KEY_LEN]>) -> Result<Self, CryptoError> {
-        let aead = UnboundKey::new(&AES_256_GCM, kek.as_slice())
-            .map(LessSafeKey::new)
-            .map_err(|_| CryptoError::Internal("AES-256-GCM key setup failed"))?;
+    fn with_content(path: &Path, c: KeyFileContent) -> Result<Self, CryptoError> {
+        let schedule = |k: &[u8; KEY_LEN]| {
+            UnboundKey::new(&AES_256_GCM, k.as_slice())
+                .map(LessSafeKey::new)
+                .map_err(|_| CryptoError::Internal("AES-256-GCM key setup failed"))
+        };
+        let aead = schedule(&c.kek)?;
+        let previous = match c.previous {
+            Some(p) => {
+                let a = schedule(&p)?;
+                Some((p, a))
+            }
+            None => None,
+        };
         Ok(Self {
             path: path.to_path_buf(),
-            kek,
+            root: c.root,
+            kek: c.kek,
             aead,
+            previous,
         })
+    }
+
+    /// Whether a rotation is under way (the file still holds the previous wrapping key).
+    pub fn rotating(&self) -> bool {
+        self.previous.is_some()
+    }
+
+    /// Starts a rotation: a fresh wrapping key becomes current and the present one is kept as
+    /// previous (it still unwraps). The file is replaced atomically (written aside, fsynced,
+    /// renamed, directory fsynced), so it holds either the old keys or all of the new ones.
+    pub fn begin_rotation(&self) -> Result<Self, CryptoError> {
+        if self.previous.is_some() {
+            return Err(CryptoError::Internal("a key rotation is already under way"));
+        }
+        let mut kek = Zeroizing::new([0u8; KEY_LEN]);
+        OsRng.try_fill_bytes(kek.as_mut_slice())?;
+        let content = KeyFileContent {
+            root: self.root.clone(),
+            kek,
+            previous: Some(self.kek.clone()),
+        };
+        replace_key_file(&self.path, &content)?;
+        Self::with_content(&self.path, content)
+    }
+
+    /// Ends a rotation: the previous wrapping key is dropped from the file. Call only once no
+    /// stored key needs it any more.
+    pub fn finish_rotation(&self) -> Result<Self, CryptoError> {
+        let content = KeyFileContent {
+            root: self.root.clone(),
+            kek: self.kek.clone(),
+            previous: None,
+        };
+        replace_key_file(&self.path, &content)?;
+        Self::with_content(&self.path, content)
+    }
+
+    /// Re-wraps a wrapped key under the current wrapping key (it may be wrapped under either).
+    pub fn rewrap(&self, wrapped: &WrappedKey, context: &[u8]) -> Result<WrappedKey, CryptoError> {
+        let dek = self.unwrap(wrapped, context)?;
+        self.wrap(&dek, context)
     }
 
     pub fn path(&self) -> &Path {
@@ -274,10 +357,112 @@ fn malformed(path: &Path, reason: impl Into<String>) -> CryptoError {
     }
 }
 
-fn parse_key_file(text: &str) -> Result<Zeroizing<[u8; KEY_LEN]>, &'static str> {
+/// `lockbox-kek-v2`: named lines `root`, `kek` and, during a rotation, `previous`, each 64 hex.
+const KEY_FILE_MAGIC_V2: &str = "lockbox-kek-v2";
+
+fn hex_key(s: &str) -> Result<Zeroizing<[u8; KEY_LEN]>, &'static str> {
+    if s.len() != KEY_LEN * 2 {
+        return Err("key line must be exactly 64 hex characters");
+    }
+    let mut k = Zeroizing::new([0u8; KEY_LEN]);
+    hex::decode_to_slice(s, k.as_mut_slice())
+        .map_err(|_| "key line must be exactly 64 hex characters")?;
+    Ok(k)
+}
+
+fn parse_key_file(text: &str) -> Result<KeyFileContent, &'static str> {
+    let first = text.lines().next().map(str::trim_end);
+    if first == Some(KEY_FILE_MAGIC_V2) {
+        let (mut root, mut kek, mut previous) = (None, None, None);
+        for line in text
+            .lines()
+            .skip(1)
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+        {
+            let (name, value) = line.split_once(' ').ok_or("expected `NAME HEX` lines")?;
+            let slot = match name {
+                "root" => &mut root,
+                "kek" => &mut kek,
+                "previous" => &mut previous,
+                _ => return Err("unknown line (expected root, kek, previous)"),
+            };
+            if slot.is_some() {
+                return Err("a key line appears twice");
+            }
+            *slot = Some(hex_key(value.trim())?);
+        }
+        return Ok(KeyFileContent {
+            root: root.ok_or("missing the root line")?,
+            kek: kek.ok_or("missing the kek line")?,
+            previous,
+        });
+    }
+    let kek = parse_key_file_v1(text)?;
+    Ok(KeyFileContent {
+        root: kek.clone(),
+        kek,
+        previous: None,
+    })
+}
+
+/// Writes a v2 key file over `path` atomically: a private temporary file beside it, fsynced,
+/// renamed into place, and the directory fsynced.
+fn replace_key_file(path: &Path, c: &KeyFileContent) -> Result<(), CryptoError> {
+    let io_err = |source| CryptoError::KeyFileIo {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| malformed(path, "path has no file name"))?;
+    let mut text = Zeroizing::new(String::new());
+    text.push_str(KEY_FILE_MAGIC_V2);
+    text.push('\n');
+    for (name, key) in [
+        ("root", Some(&c.root)),
+        ("kek", Some(&c.kek)),
+        ("previous", c.previous.as_ref()),
+    ] {
+        if let Some(k) = key {
+            text.push_str(name);
+            text.push(' ');
+            text.push_str(&Zeroizing::new(hex::encode(k.as_slice())));
+            text.push('\n');
+        }
+    }
+    let mut suffix = [0u8; 8];
+    OsRng.try_fill_bytes(&mut suffix)?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(file_name);
+    tmp_name.push(format!(".tmp-{}", hex::encode(suffix)));
+    let tmp_path = dir.join(tmp_name);
+    let result = (|| {
+        let mut tmp = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp_path)?;
+        tmp.write_all(text.as_bytes())?;
+        tmp.sync_all()?;
+        drop(tmp);
+        std::fs::rename(&tmp_path, path)?;
+        File::open(&dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp_path);
+    }
+    result.map_err(io_err)
+}
+
+fn parse_key_file_v1(text: &str) -> Result<Zeroizing<[u8; KEY_LEN]>, &'static str> {
     let mut lines = text.lines();
     if lines.next().map(str::trim_end) != Some(KEY_FILE_MAGIC) {
-        return Err("first line must be `lockbox-kek-v1`");
+        return Err("first line must be `lockbox-kek-v1` or `lockbox-kek-v2`");
     }
     let hex_line = lines
         .next()
@@ -320,27 +505,41 @@ impl KeyProvider for LocalKeyFile {
     }
 
     fn unwrap(&self, wrapped: &WrappedKey, context: &[u8]) -> Result<DataKey, CryptoError> {
-        let (nonce, sealed) = wrapped.parts()?;
-        let nonce = Nonce::try_assume_unique_for_key(nonce)
-            .map_err(|_| CryptoError::MalformedWrappedKey)?;
-        // Decrypted in place in a stack buffer that is wiped on drop.
+        let (nonce_bytes, sealed) = wrapped.parts()?;
+        // Decrypted in place in a stack buffer that is wiped on drop. During a rotation a key
+        // may still be wrapped under the previous wrapping key, which is tried second.
         let mut buf = Zeroizing::new([0u8; KEY_LEN + WRAP_TAG_LEN]);
-        let in_out = buf
-            .get_mut(..sealed.len())
-            .ok_or(CryptoError::MalformedWrappedKey)?;
-        in_out.copy_from_slice(sealed);
-        let plain = self
-            .aead
-            .open_in_place(nonce, Aad::from(context), in_out)
-            .map_err(|_| CryptoError::UnwrapFailed)?;
-        let bytes: [u8; KEY_LEN] = (&*plain)
-            .try_into()
-            .map_err(|_| CryptoError::MalformedWrappedKey)?;
-        Ok(DataKey::from_bytes(bytes))
+        let candidates = std::iter::once(&self.aead).chain(self.previous.as_ref().map(|(_, a)| a));
+        for aead in candidates {
+            let nonce = Nonce::try_assume_unique_for_key(nonce_bytes)
+                .map_err(|_| CryptoError::MalformedWrappedKey)?;
+            let in_out = buf
+                .get_mut(..sealed.len())
+                .ok_or(CryptoError::MalformedWrappedKey)?;
+            in_out.copy_from_slice(sealed);
+            if let Ok(plain) = aead.open_in_place(nonce, Aad::from(context), in_out) {
+                let bytes: [u8; KEY_LEN] = (&*plain)
+                    .try_into()
+                    .map_err(|_| CryptoError::MalformedWrappedKey)?;
+                return Ok(DataKey::from_bytes(bytes));
+            }
+        }
+        Err(CryptoError::UnwrapFailed)
     }
 
     fn derive_key(&self, purpose: &str) -> Result<[u8; 32], CryptoError> {
-        derive_from_kek(&self.kek, purpose)
+        derive_from_kek(&self.root, purpose)
+    }
+
+    fn wrapping_check_key(&self) -> Result<[u8; 32], CryptoError> {
+        derive_from_kek(&self.kek, "kek-check-v1")
+    }
+
+    fn previous_check_key(&self) -> Result<Option<[u8; 32]>, CryptoError> {
+        self.previous
+            .as_ref()
+            .map(|(k, _)| derive_from_kek(k, "kek-check-v1"))
+            .transpose()
     }
 
     fn describe(&self) -> String {
@@ -384,6 +583,56 @@ pub fn hmac_sha256(key: &[u8; 32], data: &[u8]) -> [u8; 32] {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rotation_keeps_the_root_and_unwraps_old_keys_until_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        let (v1, created) = LocalKeyFile::open_or_create(&path).unwrap();
+        assert!(created);
+        let dek = DataKey::generate();
+        let old = v1.wrap(&dek, b"ctx").unwrap();
+        let fingerprint = v1.derive_key("p").unwrap();
+        let check = v1.wrapping_check_key().unwrap();
+
+        let mid = v1.begin_rotation().unwrap();
+        assert!(mid.rotating());
+        // Reopened from disk mid-rotation: both keys unwrap, the root is unchanged.
+        let mid = LocalKeyFile::open(&path).unwrap();
+        assert_eq!(mid.derive_key("p").unwrap(), fingerprint);
+        assert_eq!(mid.previous_check_key().unwrap(), Some(check));
+        assert_ne!(mid.wrapping_check_key().unwrap(), check);
+        let new = mid.rewrap(&old, b"ctx").unwrap();
+        assert_eq!(mid.unwrap(&old, b"ctx").unwrap().as_bytes(), dek.as_bytes());
+
+        let done = mid.finish_rotation().unwrap();
+        let done2 = LocalKeyFile::open(&path).unwrap();
+        for k in [&done, &done2] {
+            assert!(!k.rotating());
+            assert_eq!(k.unwrap(&new, b"ctx").unwrap().as_bytes(), dek.as_bytes());
+            assert!(matches!(
+                k.unwrap(&old, b"ctx"),
+                Err(CryptoError::UnwrapFailed)
+            ));
+            assert_eq!(k.derive_key("p").unwrap(), fingerprint);
+        }
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn v2_key_files_are_parsed_strictly() {
+        let k = "ab".repeat(32);
+        for bad in [
+            "lockbox-kek-v2\nkek AB\n".to_owned(),
+            format!("lockbox-kek-v2\nkek {k}\n"),
+            format!("lockbox-kek-v2\nroot {k}\nkek {k}\nkek {k}\n"),
+            format!("lockbox-kek-v2\nroot {k}\nkek {k}\nother {k}\n"),
+        ] {
+            assert!(parse_key_file(&bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_key_file(&format!("lockbox-kek-v2\nroot {k}\nkek {k}\n")).is_ok());
+    }
 
     #[test]
     fn hmac_matches_rfc4231_case_2_shape() {

@@ -88,6 +88,9 @@ enum Command {
     /// Check every stored blob against the metadata: missing, wrong size, failing authentication,
     /// orphaned. Decrypts in memory only; exits 1 if anything is wrong.
     VerifyStorage,
+    /// The key-encryption key.
+    #[command(subcommand)]
+    KeyProvider(KeyProviderCmd),
     /// Scan local files for PHI without storing anything (offline).
     Scan {
         #[arg(required = true)]
@@ -268,6 +271,14 @@ enum GrantCmd {
 }
 
 #[derive(Subcommand)]
+enum KeyProviderCmd {
+    /// Replace the key-encryption key: a new key wraps every stored data key, the old key is
+    /// retired from the key file, audited. Needs the server stopped; if cut, run it again to
+    /// continue. Back up the key file again afterwards.
+    Rotate,
+}
+
+#[derive(Subcommand)]
 enum AuditCmd {
     /// Check the hash chain; names the first bad record.
     Verify,
@@ -305,6 +316,23 @@ fn run(cli: Cli) -> Result<()> {
     if let Command::Serve(args) = cli.command {
         return serve::run(settings, args);
     }
+    if let Command::KeyProvider(KeyProviderCmd::Rotate) = &cli.command {
+        let r = lockbox_vault::keys::rotate_key(settings.vault_config())?;
+        out.done(
+            &format!(
+                "key rotated{}: {} file keys and {} upload keys re-wrapped; key check value {} (was {}); \
+                 back up {} again, the old copy no longer opens this data",
+                if r.resumed { " (continued an interrupted rotation)" } else { "" },
+                r.rewrapped_file_keys,
+                r.rewrapped_upload_keys,
+                r.new_check,
+                r.old_check,
+                settings.key_file.display()
+            ),
+            &r,
+        );
+        return Ok(());
+    }
     if let Command::Restore { from } = &cli.command {
         let report = lockbox_vault::backup::restore(from, &settings.data_dir, &settings.key_file)?;
         // Opening checks the key again and completes the data directory (shards, audit reserve).
@@ -326,7 +354,10 @@ fn run(cli: Cli) -> Result<()> {
     let (vault, _) = Vault::open(settings.vault_config())?;
     let actor = AdminActor::cli();
     match cli.command {
-        Command::Serve(_) | Command::Scan { .. } | Command::Restore { .. } => {
+        Command::Serve(_)
+        | Command::Scan { .. }
+        | Command::Restore { .. }
+        | Command::KeyProvider(_) => {
             unreachable!("handled above")
         }
         Command::Backup { out: dir } => {

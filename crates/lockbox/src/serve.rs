@@ -134,6 +134,8 @@ pub fn run(settings: Settings, args: ServeArgs) -> Result<()> {
         .init();
 
     let (vault, report) = Vault::open(settings.vault_config())?;
+    // One server per data directory, and never during a key rotation; held until exit.
+    let _lock = lockbox_vault::keys::DataDirLock::acquire(vault.data_dir(), "lockbox serve")?;
     let (key, created_host_key) = host_key(vault.data_dir())?;
     let listen = args
         .sftp_listen

@@ -12,7 +12,7 @@ mod sqlite;
 pub use blobs::{BlobId, BlobStore, LocalBlobStore};
 pub use exposure::{ExposureFileRow, ExposurePersonRef};
 pub use rows::*;
-pub use sqlite::{join_rel, SqliteStore, StagedBlob};
+pub use sqlite::{join_rel, KeyTable, SqliteStore, StagedBlob};
 
 /// Errors from the metadata or blob store.
 #[derive(Debug, thiserror::Error)]

@@ -186,6 +186,13 @@ fn conflict_or<T>(r: rusqlite::Result<T>, what: impl FnOnce() -> String) -> Resu
     })
 }
 
+/// The tables that hold wrapped data keys.
+#[derive(Debug, Clone, Copy)]
+pub enum KeyTable {
+    Files,
+    Uploads,
+}
+
 /// The blob side of a new staging upload.
 #[derive(Debug, Clone, Copy)]
 pub struct StagedBlob<'a> {
@@ -369,6 +376,50 @@ impl SqliteStore {
             }
         }
         Ok(out)
+    }
+
+    /// Up to `limit` wrapped keys with a row id above `after`, in id order: (id, blob, wrapped).
+    pub fn wrapped_keys_page(
+        &self,
+        table: KeyTable,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, BlobId, Vec<u8>)>> {
+        let sql = match table {
+            KeyTable::Files => {
+                "SELECT id, blob_id, wrapped_key FROM files WHERE wrapped_key IS NOT NULL AND id > ?1 ORDER BY id LIMIT ?2"
+            }
+            KeyTable::Uploads => {
+                "SELECT id, blob_id, wrapped_key FROM uploads WHERE id > ?1 ORDER BY id LIMIT ?2"
+            }
+        };
+        let c = self.conn();
+        let mut st = c.prepare(sql)?;
+        let rows = st.query_map(params![after, limit as i64], |r| {
+            Ok((r.get(0)?, blob_from(r, 1)?, r.get(2)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Replaces wrapped keys (a key rotation), in one transaction. A file version deleted
+    /// meanwhile keeps its destroyed key.
+    pub fn set_wrapped_keys(&self, table: KeyTable, keys: &[(i64, Vec<u8>)]) -> Result<()> {
+        let sql = match table {
+            KeyTable::Files => {
+                "UPDATE files SET wrapped_key = ?2 WHERE id = ?1 AND wrapped_key IS NOT NULL"
+            }
+            KeyTable::Uploads => "UPDATE uploads SET wrapped_key = ?2 WHERE id = ?1",
+        };
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut st = tx.prepare(sql)?;
+            for (id, k) in keys {
+                st.execute(params![id, k])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Number of audit records.

@@ -23,6 +23,7 @@ mod content;
 pub mod error;
 pub mod export;
 pub mod inventory;
+pub mod keys;
 pub mod mfa;
 pub mod monitor;
 pub mod session;
@@ -96,14 +97,22 @@ fn is_inside(child: &Path, parent: &Path) -> bool {
 }
 
 /// The `meta` row holding the check value of the data directory's key-encryption key.
-const KEK_CHECK: &str = "kek_check";
+pub(crate) const KEK_CHECK: &str = "kek_check";
 
 /// A check value of the key-encryption key: 16 bytes of an HMAC under a key derived from it for
 /// this purpose only, so it identifies the key without revealing anything usable about it.
 pub(crate) fn kek_check(keys: &dyn KeyProvider) -> Result<String> {
-    let k = keys.derive_key("kek-check-v1")?;
-    let mac = lockbox_crypto::hmac_sha256(&k, b"lockbox key-encryption key check");
-    Ok(hex::encode(mac.get(..16).unwrap_or_default()))
+    Ok(check_value(&keys.wrapping_check_key()?))
+}
+
+/// The check value of the wrapping key a rotation is retiring, if one is under way.
+pub(crate) fn previous_kek_check(keys: &dyn KeyProvider) -> Result<Option<String>> {
+    Ok(keys.previous_check_key()?.map(|k| check_value(&k)))
+}
+
+fn check_value(k: &[u8; 32]) -> String {
+    let mac = lockbox_crypto::hmac_sha256(k, b"lockbox key-encryption key check");
+    hex::encode(mac.get(..16).unwrap_or_default())
 }
 
 impl Vault {
@@ -166,8 +175,11 @@ impl Vault {
             }
         };
         let check = kek_check(&keys)?;
+        // A rotation cut between writing the key file and recording its new check value leaves
+        // the old value recorded; the file then still holds that key as its previous one.
+        let previous = previous_kek_check(&keys)?;
         match recorded {
-            Some(r) if r != check => {
+            Some(r) if r != check && previous.as_deref() != Some(r.as_str()) => {
                 return Err(VaultError::Config(format!(
                     "the key file {} is not the key of the data directory {}: the key's check value is {check}, \
                      the data was written under a key with check value {r}. Start with the key file this data \

@@ -736,3 +736,139 @@ fn continuing_an_interrupted_upload_past_its_end_is_refused() {
     );
     assert_eq!(sha_hex(&std::fs::read(&back).unwrap()), sha_hex(&old));
 }
+
+fn key_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn key_rotation_rewraps_every_key_retires_the_old_one_and_resumes_when_cut() {
+    let _heavy = heavy_lock();
+    let mut s = TestServer::start();
+    let alice = s.setup_acme_alice();
+    let mut want = Vec::new();
+    for i in 0..3 {
+        let f = s.dir.path().join(format!("r{i}.bin"));
+        want.push(write_random_file(&f, 200_000 + i * 70_000));
+        s.sftp_ok(
+            "alice",
+            Auth::Key(&alice),
+            &format!("put {} /home/r{i}.bin\n", f.display()),
+        );
+    }
+    s.sftp_ok("alice", Auth::Key(&alice), "rm /home/r2.bin\n");
+    want.pop();
+    // An interrupted upload: its key lives in the staging table and must be re-wrapped too.
+    let big = random_bytes(3 * MIB, 11);
+    let big_file = s.dir.path().join("big");
+    std::fs::write(&big_file, &big).unwrap();
+    interrupt_overwrite(&s, &alice, "/home/big.bin", &big[..MIB + 7]);
+
+    // Not while the server runs.
+    let o = s.cli(&["key-provider", "rotate"]);
+    assert!(!o.status.success(), "rotated under a running server");
+    assert!(stderr_of(&o).contains("in use"), "{}", describe(&o));
+    s.stop();
+
+    let old_key = key_lines(&s.key_file);
+    let saved_old = s.dir.path().join("old.key");
+    std::fs::copy(&s.key_file, &saved_old).unwrap();
+    let o = s.cli(&["key-provider", "rotate"]);
+    assert!(o.status.success(), "rotate: {}", describe(&o));
+    let said = stdout_of(&o);
+    assert!(
+        said.contains("2 file keys and 1 upload keys re-wrapped"),
+        "{said}"
+    );
+    let new_key = key_lines(&s.key_file);
+    assert_eq!(new_key[0], "lockbox-kek-v2");
+    assert_eq!(
+        new_key[1],
+        format!("root {}", old_key[1]),
+        "the derivation root changed"
+    );
+    assert!(new_key[2].starts_with("kek ") && new_key[2] != format!("kek {}", old_key[1]));
+    assert_eq!(new_key.len(), 3, "the old key was not retired: {new_key:?}");
+
+    let check_files = |s: &TestServer, tag: &str| {
+        for (i, w) in want.iter().enumerate() {
+            let back = s.dir.path().join(format!("r{i}.{tag}"));
+            s.sftp_ok(
+                "alice",
+                Auth::Key(&alice),
+                &format!("get /home/r{i}.bin {}\n", back.display()),
+            );
+            assert_eq!(&sha256_file(&back), w, "r{i}.bin after rotation ({tag})");
+        }
+    };
+    s.restart();
+    check_files(&s, "rotated");
+    s.stop();
+
+    // The retired key no longer opens the data.
+    let current = s.dir.path().join("current.key");
+    std::fs::copy(&s.key_file, &current).unwrap();
+    std::fs::copy(&saved_old, &s.key_file).unwrap();
+    let o = s.cli(&["org", "list"]);
+    assert!(!o.status.success(), "the retired key still opens the data");
+    assert!(stderr_of(&o).contains("is not the key"), "{}", describe(&o));
+
+    // A rotation cut after its new key file was written (before anything else): the file holds
+    // the new key and the previous one. Everything still opens, and rotating again finishes.
+    let cur = key_lines(&current);
+    let fresh: String = random_hex(32);
+    let cut = format!(
+        "lockbox-kek-v2\n{}\nkek {fresh}\nprevious {}\n",
+        cur[1],
+        cur[2].trim_start_matches("kek ")
+    );
+    std::fs::write(&s.key_file, cut).unwrap();
+    std::fs::set_permissions(
+        &s.key_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let o = s.cli(&["org", "list"]);
+    assert!(
+        o.status.success(),
+        "mid-rotation key refused: {}",
+        describe(&o)
+    );
+    let o = s.cli(&["key-provider", "rotate"]);
+    assert!(o.status.success(), "resumed rotate: {}", describe(&o));
+    assert!(
+        stdout_of(&o).contains("continued an interrupted rotation"),
+        "{}",
+        describe(&o)
+    );
+    let done = key_lines(&s.key_file);
+    assert_eq!(done.len(), 3, "{done:?}");
+    assert_eq!(done[2], format!("kek {fresh}"));
+    s.restart();
+    check_files(&s, "resumed");
+    // The interrupted upload survived both rotations and resumes byte-identically.
+    let o = sftp_batch_opts(
+        s.port,
+        "alice",
+        Auth::Key(&alice),
+        &format!("reput {} /home/big.bin\n", big_file.display()),
+        &[],
+        BIG_TIMEOUT,
+    );
+    assert!(o.status.success(), "reput after rotation: {}", describe(&o));
+    let back = s.dir.path().join("big.back");
+    s.sftp_ok(
+        "alice",
+        Auth::Key(&alice),
+        &format!("get /home/big.bin {}\n", back.display()),
+    );
+    assert_eq!(sha_hex(&std::fs::read(&back).unwrap()), sha_hex(&big));
+    let records = audit(&s);
+    assert_eq!(records.matches("\"key_rotated\"").count(), 2, "{records}");
+    let v = s.cli(&["audit", "verify"]);
+    assert!(v.status.success(), "{}", describe(&v));
+}
