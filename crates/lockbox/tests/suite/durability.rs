@@ -493,7 +493,7 @@ fn under_systemd_it_reports_ready_and_stopping_on_the_notify_socket() {
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
-    let mut child = std::process::Command::new(BIN)
+    let child = std::process::Command::new(BIN)
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .arg("--key-file")
@@ -512,21 +512,29 @@ fn under_systemd_it_reports_ready_and_stopping_on_the_notify_socket() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    // Killed if the test fails half way, so no server outlives it.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = KillOnDrop(child);
     let mut buf = [0u8; 256];
     let n = sock.recv(&mut buf).expect("no READY=1 within 60 s");
     assert_eq!(&buf[..n], b"READY=1");
     let _ = std::process::Command::new("/bin/sh")
-        .args(["-c", &format!("kill -TERM {}", child.id())])
+        .args(["-c", &format!("kill -TERM {}", child.0.id())])
         .status();
     let n = sock.recv(&mut buf).expect("no STOPPING=1 within 60 s");
     assert_eq!(&buf[..n], b"STOPPING=1");
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
+        if let Some(st) = child.0.try_wait().unwrap() {
             break st;
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
             panic!("no exit within 60 s of SIGTERM");
         }
         std::thread::sleep(Duration::from_millis(50));
