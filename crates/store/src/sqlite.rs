@@ -186,6 +186,32 @@ fn conflict_or<T>(r: rusqlite::Result<T>, what: impl FnOnce() -> String) -> Resu
     })
 }
 
+/// See [`SqliteStore::conn_lazy`]; restores `synchronous=FULL` when dropped.
+pub(crate) struct LazyConn<'a>(MutexGuard<'a, Connection>);
+
+impl std::ops::Deref for LazyConn<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for LazyConn<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.0
+    }
+}
+
+impl Drop for LazyConn<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.pragma_update(None, "synchronous", "FULL") {
+            // Never seen (the pragma does no I/O); if it happened, later commits would not be
+            // durable, so say so loudly.
+            tracing::error!(error = %e, "could not restore synchronous=FULL on the metadata connection");
+        }
+    }
+}
+
 /// The tables that hold wrapped data keys.
 #[derive(Debug, Clone, Copy)]
 pub enum KeyTable {
@@ -439,6 +465,22 @@ impl SqliteStore {
             |r| r.get(0),
         )?;
         Ok(n > 0)
+    }
+
+    /// The connection for a transaction that need not be durable on its own: its commit skips
+    /// the WAL fsync (`synchronous=NORMAL`) because a durable commit that follows it before
+    /// anything is acknowledged (an upload's `upload_committed` audit record, or `sync_point`)
+    /// fsyncs the WAL, and with it this transaction. Used for staging rows, resume points, an
+    /// upload's commit and its inventory; everything else commits with FULL.
+    pub(crate) fn conn_lazy(&self) -> Result<LazyConn<'_>> {
+        let c = self.conn();
+        c.pragma_update(None, "synchronous", "NORMAL")?;
+        Ok(LazyConn(c))
+    }
+
+    /// A durable commit: every transaction committed before it is on disk when it returns.
+    pub fn sync_point(&self) -> Result<()> {
+        self.set_meta("durable_at", &now_unix().to_string())
     }
 
     pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -1115,7 +1157,7 @@ impl SqliteStore {
         sha256: &str,
         mtime: i64,
     ) -> Result<(FileRow, Option<BlobId>)> {
-        let mut c = self.conn();
+        let mut c = self.conn_lazy()?;
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let up = tx
             .query_row(
@@ -1317,7 +1359,7 @@ impl SqliteStore {
             wrapped_key,
             resumable,
         } = staged;
-        let c = self.conn();
+        let c = self.conn_lazy()?;
         let now = now_unix();
         conflict_or(
             c.execute(
@@ -1361,7 +1403,7 @@ impl SqliteStore {
     }
 
     pub fn set_upload_size(&self, upload: UploadId, size: u64) -> Result<()> {
-        self.conn().execute(
+        self.conn_lazy()?.execute(
             "UPDATE uploads SET size = ?2, updated_at = ?3 WHERE id = ?1",
             params![upload.0, size as i64, now_unix()],
         )?;
@@ -1412,7 +1454,7 @@ impl SqliteStore {
 
     /// Stores (or replaces) a file's inventory and its people in one transaction.
     pub fn save_inventory(&self, row: &InventoryRow, persons: &[PersonRow]) -> Result<()> {
-        let mut c = self.conn();
+        let mut c = self.conn_lazy()?;
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "DELETE FROM file_persons WHERE file_id = ?1",

@@ -237,10 +237,11 @@ impl WriteHandle {
     /// Durably stores what has arrived (fsync), without committing.
     pub fn sync(&mut self) -> Result<()> {
         self.writer.sync()?;
-        self.vault
-            .inner
-            .store
-            .set_upload_size(self.upload.id, self.writer.len())?;
+        let store = &self.vault.inner.store;
+        store.set_upload_size(self.upload.id, self.writer.len())?;
+        // The size record skipped its own fsync (resume points are best effort); an explicit
+        // sync promises durability, so make it durable here.
+        store.sync_point()?;
         Ok(())
     }
 
@@ -298,14 +299,13 @@ impl WriteHandle {
         // Committed: nothing is left to interrupt when the handle drops.
         self.done = true;
         let vault = self.vault.clone();
-        if let Some(blob) = replaced {
-            vault.remove_blob_after_commit(blob);
-        }
         vault.inner.metrics.upload_committed(len);
         let inventory = vault.save_inventory(row.id, &findings);
-        // The file is committed: a failure to record it is logged loudly (AUDIT WRITE FAILED) but
-        // must not tell the client that its completed upload failed.
-        vault.audit(
+        // The commit and the inventory skipped their own fsync; this audit record's durable
+        // commit is the one point where all three reach the disk, before the client hears of it.
+        // A failure to record it is logged loudly (AUDIT WRITE FAILED) but must not tell the
+        // client that its completed upload failed: the commit is then made durable on its own.
+        let audited = vault.audit_strict(
             self.ctx
                 .actor
                 .event(Action::UploadCommitted, Outcome::Ok)
@@ -317,6 +317,14 @@ impl WriteHandle {
                     "session": self.ctx.actor.session_id,
                 })),
         );
+        if let Err(e) = audited {
+            tracing::error!(error = %e, "AUDIT WRITE FAILED");
+            vault.inner.store.sync_point()?;
+        }
+        // Only now, with the new version durable, may the replaced version's ciphertext go.
+        if let Some(blob) = replaced {
+            vault.remove_blob_after_commit(blob);
+        }
         Ok(row)
     }
 
