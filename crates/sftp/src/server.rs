@@ -576,9 +576,22 @@ impl Handler for SshHandler {
         let vault = self.shared.vault.clone();
         let control = self.shared.control.clone();
         let opened = tokio::task::spawn_blocking(move || vault.open_session(principal)).await;
-        let Ok(Ok(vs)) = opened else {
-            self.channels.insert(channel, ch);
-            return self.refuse_channel(channel, session);
+        let vs = match opened {
+            Ok(Ok(vs)) => vs,
+            other => {
+                // The client only sees its channel refused; the reason (the audit log cannot be
+                // written, say) belongs in the server log.
+                match other {
+                    Ok(Err(e)) => {
+                        tracing::error!(peer = %self.peer, error = %e, "cannot open an SFTP session")
+                    }
+                    _ => {
+                        tracing::error!(peer = %self.peer, "cannot open an SFTP session: task failed")
+                    }
+                }
+                self.channels.insert(channel, ch);
+                return self.refuse_channel(channel, session);
+            }
         };
         let vs = Arc::new(vs);
         // The channel's place now belongs to its SFTP task, given back when the session ends.
