@@ -133,9 +133,23 @@ pub fn run(settings: Settings, args: ServeArgs) -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
 
-    let (vault, report) = Vault::open(settings.vault_config())?;
-    // One server per data directory, and never during a key rotation; held until exit.
-    let _lock = lockbox_vault::keys::DataDirLock::acquire(vault.data_dir(), "lockbox serve")?;
+    // One server per data directory, and never during a key rotation: the lock is taken before
+    // the key file is read, and held until exit.
+    let vault_config = settings.vault_config();
+    let fresh_dir = !vault_config.data_dir.exists();
+    if fresh_dir {
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&vault_config.data_dir)
+            .with_context(|| {
+                format!(
+                    "cannot create data directory {}",
+                    vault_config.data_dir.display()
+                )
+            })?;
+    }
+    let _lock = lockbox_vault::keys::DataDirLock::acquire(&vault_config.data_dir, "lockbox serve")?;
+    let (vault, mut report) = Vault::open(vault_config)?;
+    report.created_data_dir |= fresh_dir;
     let (key, created_host_key) = host_key(vault.data_dir())?;
     let listen = args
         .sftp_listen

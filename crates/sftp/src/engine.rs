@@ -1368,8 +1368,9 @@ async fn upload_worker(
     } = job;
     // The upload's length once every acknowledged write is applied (they apply in this order).
     let mut end = handle.len();
-    // Where a continued interrupted upload (or an update's copy) starts; 0 for a fresh one.
-    let resumed_at = end;
+    // Where a continued interrupted upload starts; 0 for a fresh one or an update's copy (whose
+    // writes may go anywhere in the file).
+    let resumed_at = if handle.is_resumed() { end } else { 0 };
     let mut written = false;
     let (cmd_tx, cmd_rx) = std::sync::mpsc::channel::<UploadCmd>();
     let failure: UploadFailure = Arc::new(Mutex::new(None));

@@ -1,6 +1,6 @@
 //! The SQLite schema and its version. Migrations are append-only: a new version adds a step.
 
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 pub const SCHEMA_V1: &str = r#"
 CREATE TABLE orgs (
@@ -195,8 +195,7 @@ DROP TABLE uploads;
 ALTER TABLE uploads_v5 RENAME TO uploads;
 "#;
 
-/// v6: installation facts, one row per name, and whether a staged upload may be resumed (not when
-/// it began as a copy of the committed file). `kek_check` is a check value of the key-encryption
+/// v6: installation facts, one row per name. `kek_check` is a check value of the key-encryption
 /// key (an HMAC under a key derived from it, never the key), so a server started with a missing or
 /// different key refuses instead of writing data nobody can read later.
 pub const SCHEMA_V6: &str = r#"
@@ -205,5 +204,9 @@ CREATE TABLE meta (
     value TEXT NOT NULL,
     updated_at INTEGER NOT NULL
 );
+"#;
+
+/// v7: whether a staged upload may be resumed (not when it began as a copy of the committed file).
+pub const SCHEMA_V7: &str = r#"
 ALTER TABLE uploads ADD COLUMN resumable INTEGER NOT NULL DEFAULT 1;
 "#;

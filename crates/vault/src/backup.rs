@@ -1,8 +1,8 @@
 //! Backups that restore, and a storage check.
 //!
 //! `backup_to` writes, while the server runs, a consistent copy of the metadata (one SQLite read
-//! transaction, `VACUUM INTO`) and the ciphertext of every file version it lists, with a manifest of
-//! SHA-256 digests. Blobs stay ciphertext and the key file is never included. A version deleted
+//! transaction, `VACUUM INTO`), the ciphertext of every file version it lists and the server's SSH
+//! host key and HTTPS identity, with a manifest of SHA-256 digests (refused mid key rotation). Blobs stay ciphertext and the key file is never included. A version deleted
 //! between the snapshot and its copy (its ciphertext already gone) is recorded in the copy as deleted,
 //! with the deletion's time and user, so the backup never lists a file it cannot restore. Staged
 //! uploads are left out. `restore` checks the manifest and the key's check value before it writes
@@ -43,6 +43,18 @@ struct Manifest {
     audit_records: u64,
     deleted_during_backup: u64,
     blobs: Vec<BlobEntry>,
+    #[serde(default)]
+    extras: Vec<ExtraEntry>,
+}
+
+/// Files of the data directory copied as they are (the server's SSH host key and HTTPS identity).
+const EXTRA_FILES: &[&str] = &["ssh_host_ed25519_key", "https/cert.pem", "https/key.pem"];
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ExtraEntry {
+    path: String,
+    bytes: u64,
+    sha256: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -174,6 +186,15 @@ fn blob_rel(id: &str) -> PathBuf {
 impl Vault {
     /// Writes a backup into `out` (a new or empty directory). Safe while the server runs.
     pub fn backup_to(&self, out: &Path) -> Result<BackupReport> {
+        // Mid-rotation the stored keys are wrapped under two keys, and the backup's check value
+        // could name only one: the file that finishes the rotation would not open it all.
+        if self.inner.keys.previous_check_key()?.is_some() {
+            return Err(VaultError::InvalidInput(
+                "a key rotation is under way; finish it with `lockbox key-provider rotate` (server \
+                 stopped) before taking a backup"
+                    .into(),
+            ));
+        }
         require_empty(out, "backup directory")?;
         mkdir_private(out)?;
         let db_copy = out.join(DB_FILE);
@@ -214,6 +235,24 @@ impl Vault {
             ciphertext_bytes += bytes;
             blobs.push(BlobEntry { id, bytes, sha256 });
         }
+        // The server's identities, so restored clients see the same SSH host key and certificate.
+        let mut extras = Vec::new();
+        for rel in EXTRA_FILES {
+            let src = self.data_dir().join(rel);
+            let Ok(f) = std::fs::File::open(&src) else {
+                continue;
+            };
+            let dst = out.join(rel);
+            if let Some(dir) = dst.parent() {
+                mkdir_private(dir)?;
+            }
+            let (bytes, sha256) = copy_hashed(f, &dst)?;
+            extras.push(ExtraEntry {
+                path: (*rel).to_owned(),
+                bytes,
+                sha256,
+            });
+        }
         let audit_records = copy.audit_len()?;
         let files = live.len() as u64 - deleted_during;
         drop(copy);
@@ -230,6 +269,7 @@ impl Vault {
             audit_records,
             deleted_during_backup: deleted_during,
             blobs,
+            extras,
         };
         let text = serde_json::to_vec_pretty(&manifest)
             .map_err(|e| VaultError::Config(format!("cannot encode the manifest: {e}")))?;
@@ -427,13 +467,46 @@ pub fn restore(from: &Path, data_dir: &Path, key_file: &Path) -> Result<RestoreR
             )));
         }
     }
+    for x in &m.extras {
+        if !EXTRA_FILES.contains(&x.path.as_str()) {
+            return Err(VaultError::InvalidInput(format!(
+                "unexpected file {:?} in the manifest",
+                x.path
+            )));
+        }
+        let p = from.join(&x.path);
+        let (n, sha) = sha256_file(&p)?;
+        if n != x.bytes || sha != x.sha256 {
+            return Err(VaultError::InvalidInput(format!(
+                "{} does not match the manifest (damaged backup); nothing was restored",
+                p.display()
+            )));
+        }
+    }
     require_empty(data_dir, "data directory")?;
     mkdir_private(data_dir)?;
     let mut bytes = 0u64;
-    copy_hashed(
+    let (_, copied_db) = copy_hashed(
         std::fs::File::open(&db).map_err(io("cannot open", &db))?,
         &data_dir.join(DB_FILE),
     )?;
+    if copied_db != m.database_sha256 {
+        return Err(VaultError::InvalidInput(format!(
+            "{} changed while it was restored",
+            db.display()
+        )));
+    }
+    for x in &m.extras {
+        let dst = data_dir.join(&x.path);
+        if let Some(dir) = dst.parent() {
+            mkdir_private(dir)?;
+        }
+        let src = from.join(&x.path);
+        copy_hashed(
+            std::fs::File::open(&src).map_err(io("cannot open", &src))?,
+            &dst,
+        )?;
+    }
     for b in &m.blobs {
         let src = from.join(blob_rel(&b.id));
         let dst = data_dir.join(blob_rel(&b.id));

@@ -96,7 +96,7 @@ impl VaultError {
     pub fn client_message(&self) -> String {
         match self.kind() {
             ErrorKind::Internal if self.is_storage_low() => {
-                "server storage is full; the upload was not stored".to_owned()
+                "server storage is full; nothing was changed".to_owned()
             }
             ErrorKind::Internal => match self {
                 VaultError::Crypto(CryptoError::Integrity { .. }) => {

@@ -125,12 +125,17 @@ impl Vault {
         }
         let (free, _) = self.inner.blobs.space()?;
         if free < floor {
-            return Err(VaultError::StorageLow(format!(
-                "server storage is low ({} MiB free, uploads need {} MiB); uploads are refused until \
-                 space is freed (downloads, listings and deletes still work)",
-                free / MIB,
-                floor / MIB
-            )));
+            // The figures are for the administrator (log, /metrics), not for every client.
+            tracing::warn!(
+                free_mib = free / MIB,
+                floor_mib = floor / MIB,
+                "upload refused: free space is under the floor"
+            );
+            return Err(VaultError::StorageLow(
+                "server storage is low; uploads are refused until space is freed (downloads, \
+                 listings and deletes still work)"
+                    .into(),
+            ));
         }
         Ok(())
     }

@@ -59,8 +59,8 @@ pub(crate) struct UploadContext {
     pub(crate) target: String,
 }
 
-/// An open upload. Dropping it without `commit` or `interrupt` leaves the staging row as it was last
-/// saved; doors always call one of the two.
+/// An open upload. Doors call `commit` or `interrupt`; dropping it without either interrupts it
+/// (blocking I/O in `Drop`: an fsync and two small transactions, on whatever thread drops it).
 pub struct WriteHandle {
     vault: Vault,
     /// Held while open, so no second handle can write into the same staging blob.
@@ -76,6 +76,8 @@ pub struct WriteHandle {
     bytes_received: u64,
     /// Bytes written since free space was last checked.
     since_space_check: u64,
+    /// Continues an interrupted upload (rather than starting empty or as a copy of a file).
+    resumed: bool,
     /// Committed or interrupted; otherwise dropping the handle interrupts it (a door that loses
     /// a handle, a task cancelled at shutdown), so every interruption is saved and audited.
     done: bool,
@@ -112,6 +114,7 @@ impl WriteHandle {
             bytes_received: 0,
             since_space_check: 0,
             out_of_space: false,
+            resumed: false,
             done: false,
         })
     }
@@ -133,6 +136,7 @@ impl WriteHandle {
             bytes_received: 0,
             since_space_check: 0,
             out_of_space: false,
+            resumed: true,
             done: false,
         })
     }
@@ -202,6 +206,17 @@ impl WriteHandle {
 
     pub fn is_empty(&self) -> bool {
         self.writer.len() == 0
+    }
+
+    /// Whether a write failed for lack of space (the upload will be discarded when interrupted).
+    pub fn failed_for_space(&self) -> bool {
+        self.out_of_space
+    }
+
+    /// Whether this handle continues an interrupted upload (its length is where the client's
+    /// writes should resume).
+    pub fn is_resumed(&self) -> bool {
+        self.resumed
     }
 
     /// Refuses writes that would leave a large hole or exceed the size limit.

@@ -43,13 +43,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
             .into_response();
     }
     match storage {
+        // Figures stay in the admin-only /metrics; this endpoint is public.
         Some(st) if st.low => (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "storage low: {} MiB free, uploads need {} MiB (uploads are refused)\n",
-                st.free_bytes >> 20,
-                st.floor_bytes >> 20
-            ),
+            "storage low: uploads are refused\n",
         )
             .into_response(),
         Some(_) => (StatusCode::OK, "ready\n").into_response(),

@@ -313,6 +313,16 @@ pub async fn put_part(
             .err()
             .unwrap_or_else(|| WebError::Internal("upload lost".into())));
     };
+    if handle.failed_for_space() {
+        // Out of space: the upload gives its space back now rather than waiting for a pause
+        // or the idle reaper (interrupt discards it, audited).
+        state.uploads.remove(&id);
+        drop(guard);
+        let _ = blocking(move || Ok(handle.interrupt()?)).await;
+        return Err(result
+            .err()
+            .unwrap_or_else(|| WebError::Internal("upload failed for lack of space".into())));
+    }
     let offset = handle.len();
     *guard = Some(handle);
     *lock(&up.last_used) = Instant::now();

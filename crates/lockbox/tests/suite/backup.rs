@@ -110,6 +110,12 @@ fn a_backup_under_load_restores_byte_identical_and_the_storage_check_finds_damag
     let o = cli_with(&restored, &s.key_file, &["restore", &bd]);
     assert!(o.status.success(), "restore: {}", describe(&o));
     assert!(stdout_of(&o).contains("audit log OK"), "{}", describe(&o));
+    // The same SSH host key, so partners' known_hosts still match.
+    assert_eq!(
+        std::fs::read(s.data_dir.join("ssh_host_ed25519_key")).unwrap(),
+        std::fs::read(restored.join("ssh_host_ed25519_key")).unwrap(),
+        "the restored server has another SSH host key"
+    );
 
     // The restored server: every file it lists is byte-identical to what was uploaded, and
     // every original the load did not delete is there.

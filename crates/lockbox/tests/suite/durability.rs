@@ -846,6 +846,15 @@ fn key_rotation_rewraps_every_key_retires_the_old_one_and_resumes_when_cut() {
         "mid-rotation key refused: {}",
         describe(&o)
     );
+    // No backup mid-rotation: its keys are under two keys, its check value could name one.
+    let bk = s.dir.path().join("mid-rotation-backup");
+    let o = s.cli(&["backup", "--out", &bk.display().to_string()]);
+    assert!(!o.status.success(), "a backup was taken mid-rotation");
+    assert!(
+        stderr_of(&o).contains("rotation is under way"),
+        "{}",
+        describe(&o)
+    );
     let o = s.cli(&["key-provider", "rotate"]);
     assert!(o.status.success(), "resumed rotate: {}", describe(&o));
     assert!(
