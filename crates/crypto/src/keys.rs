@@ -246,30 +246,11 @@ impl LocalKeyFile {
         content.push_str(&Zeroizing::new(hex::encode(kek.as_slice())));
         content.push('\n');
 
-        let mut suffix = [0u8; 8];
-        OsRng.try_fill_bytes(&mut suffix)?;
-        let mut tmp_name = std::ffi::OsString::from(".");
-        tmp_name.push(file_name);
-        tmp_name.push(format!(".tmp-{}", hex::encode(suffix)));
-        let tmp_path = dir.join(tmp_name);
-
-        let result = (|| {
-            let mut tmp = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp_path)?;
-            tmp.write_all(content.as_bytes())?;
-            tmp.sync_all()?;
-            drop(tmp);
-            std::fs::hard_link(&tmp_path, path)?;
-            // Persist the new directory entry; a key that vanishes after a
-            // power cut would make everything encrypted under it unreadable.
-            File::open(&dir)?.sync_all()
-        })();
-        // Best effort: the temp name is random, so a leftover is harmless.
-        let _ = std::fs::remove_file(&tmp_path);
-        result.map_err(io_err)?;
+        // Hard-linked into place: never overwrites an existing key file.
+        place_key_file(path, &dir, file_name, content.as_bytes(), |from, to| {
+            std::fs::hard_link(from, to)
+        })
+        .map_err(io_err)?;
 
         Self::with_content(
             path,
@@ -435,8 +416,28 @@ fn replace_key_file(path: &Path, c: &KeyFileContent) -> Result<(), CryptoError> 
             text.push('\n');
         }
     }
+    // Renamed into place: replaces the file as one step.
+    place_key_file(path, &dir, file_name, text.as_bytes(), |from, to| {
+        std::fs::rename(from, to)
+    })
+    .map_err(io_err)
+}
+
+/// Writes `content` to a private temporary file beside `path` (random name, 0600, fsynced), moves
+/// it to `path` with `place` (hard link: never overwrite; rename: replace), and fsyncs `dir`: the
+/// key file is then either as it was or complete, and its directory entry survives a power cut
+/// (a key that vanished would make everything encrypted under it unreadable).
+fn place_key_file(
+    path: &Path,
+    dir: &Path,
+    file_name: &std::ffi::OsStr,
+    content: &[u8],
+    place: fn(&Path, &Path) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let mut suffix = [0u8; 8];
-    OsRng.try_fill_bytes(&mut suffix)?;
+    OsRng
+        .try_fill_bytes(&mut suffix)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(file_name);
     tmp_name.push(format!(".tmp-{}", hex::encode(suffix)));
@@ -447,16 +448,15 @@ fn replace_key_file(path: &Path, c: &KeyFileContent) -> Result<(), CryptoError> 
             .create_new(true)
             .mode(0o600)
             .open(&tmp_path)?;
-        tmp.write_all(text.as_bytes())?;
+        tmp.write_all(content)?;
         tmp.sync_all()?;
         drop(tmp);
-        std::fs::rename(&tmp_path, path)?;
-        File::open(&dir)?.sync_all()
+        place(&tmp_path, path)?;
+        File::open(dir)?.sync_all()
     })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp_path);
-    }
-    result.map_err(io_err)
+    // Best effort: the temp name is random, so a leftover is harmless (after a rename it is gone).
+    let _ = std::fs::remove_file(&tmp_path);
+    result
 }
 
 fn parse_key_file_v1(text: &str) -> Result<Zeroizing<[u8; KEY_LEN]>, &'static str> {

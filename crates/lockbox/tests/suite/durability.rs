@@ -18,24 +18,28 @@ use serde_json::json;
 /// SSH_FXF_APPEND (draft-ietf-secsh-filexfer-02 6.3).
 const SSH_FXF_APPEND_FLAG: u32 = 0x0000_0004;
 
-/// Writes `data` into `path` the way an overwriting `put` does (open with truncation, pipelined
-/// 32 KiB writes), then drops the connection without CLOSE, and waits (bounded) until the server
-/// has saved the upload as interrupted.
-fn interrupt_overwrite(s: &TestServer, key: &Path, path: &str, data: &[u8]) {
+/// Opens `path` with `pflags`, sends `data` as pipelined 32 KiB WRITEs from `offset` (each must
+/// be acknowledged), then drops the connection without CLOSE, and waits (bounded) until the
+/// server has recorded the upload as interrupted.
+pub(crate) fn write_then_drop(
+    s: &TestServer,
+    key: &Path,
+    path: &str,
+    pflags: u32,
+    offset: u64,
+    data: &[u8],
+) {
     let interrupted = || audit(s).matches("upload_interrupted").count();
     let before = interrupted();
     let mut raw = RawSftp::connect(s.port, "alice", key);
     raw.init();
-    let h = match raw.request(
-        &open(1, path.as_bytes(), WRITE_FLAG | CREAT | TRUNC),
-        Duration::from_secs(60),
-    ) {
+    let h = match raw.request(&open(1, path.as_bytes(), pflags), Duration::from_secs(60)) {
         Ok((HANDLE, body)) => parse_handle(&body).unwrap().1,
         other => panic!("OPEN {path}: {other:?}"),
     };
     let mut id = 2;
     for (i, block) in data.chunks(32 * 1024).enumerate() {
-        raw.send(&write(id, &h, (i * 32 * 1024) as u64, block))
+        raw.send(&write(id, &h, offset + (i * 32 * 1024) as u64, block))
             .unwrap();
         id += 1;
     }
@@ -51,6 +55,12 @@ fn interrupt_overwrite(s: &TestServer, key: &Path, path: &str, data: &[u8]) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Writes `data` into `path` the way an overwriting `put` does (open with truncation), then
+/// drops the connection: an interrupted overwrite.
+fn interrupt_overwrite(s: &TestServer, key: &Path, path: &str, data: &[u8]) {
+    write_then_drop(s, key, path, WRITE_FLAG | CREAT | TRUNC, 0, data);
 }
 
 fn random_bytes(n: usize, seed: u8) -> Vec<u8> {
@@ -399,21 +409,7 @@ fn sigterm_after_the_grace_period_keeps_the_upload_resumable_and_audited() {
         partial > 0 && partial < 24 * MIB as u64,
         "partial size {partial} after an interrupted shutdown ({interrupted})"
     );
-    let o = sftp_batch_opts(
-        s.port,
-        "alice",
-        Auth::Key(&alice),
-        &format!("reput {} /home/big.bin\n", local.display()),
-        &[],
-        BIG_TIMEOUT,
-    );
-    assert!(o.status.success(), "reput: {}", describe(&o));
-    let back = s.dir.path().join("big.back");
-    s.sftp_ok(
-        "alice",
-        Auth::Key(&alice),
-        &format!("get /home/big.bin {}\n", back.display()),
-    );
+    let back = reput_then_get(&s, &alice, &local, "/home/big.bin");
     assert_eq!(
         sha256_file(&back),
         want,
@@ -627,28 +623,7 @@ fn a_missing_or_different_key_file_is_refused_while_data_exists() {
 /// Opens `path` for update without truncation (what paramiko "r+"/"a", psftp `reput` and Go's
 /// O_APPEND do), writes `data` at `offset`, and drops the connection without CLOSE.
 fn interrupt_update(s: &TestServer, key: &Path, path: &str, offset: u64, data: &[u8]) {
-    let interrupted = || audit(s).matches("upload_interrupted").count();
-    let before = interrupted();
-    let mut raw = RawSftp::connect(s.port, "alice", key);
-    raw.init();
-    let h = match raw.request(
-        &open(1, path.as_bytes(), WRITE_FLAG),
-        Duration::from_secs(60),
-    ) {
-        Ok((HANDLE, body)) => parse_handle(&body).unwrap().1,
-        other => panic!("OPEN {path}: {other:?}"),
-    };
-    raw.send(&write(2, &h, offset, data)).unwrap();
-    assert_eq!(status_of(&mut raw, "write").1, FX_OK);
-    raw.finish();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while interrupted() == before {
-        assert!(
-            Instant::now() < deadline,
-            "{path}: never recorded as interrupted"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    write_then_drop(s, key, path, WRITE_FLAG, offset, data);
 }
 
 #[test]
@@ -868,21 +843,7 @@ fn key_rotation_rewraps_every_key_retires_the_old_one_and_resumes_when_cut() {
     s.restart();
     check_files(&s, "resumed");
     // The interrupted upload survived both rotations and resumes byte-identically.
-    let o = sftp_batch_opts(
-        s.port,
-        "alice",
-        Auth::Key(&alice),
-        &format!("reput {} /home/big.bin\n", big_file.display()),
-        &[],
-        BIG_TIMEOUT,
-    );
-    assert!(o.status.success(), "reput after rotation: {}", describe(&o));
-    let back = s.dir.path().join("big.back");
-    s.sftp_ok(
-        "alice",
-        Auth::Key(&alice),
-        &format!("get /home/big.bin {}\n", back.display()),
-    );
+    let back = reput_then_get(&s, &alice, &big_file, "/home/big.bin");
     assert_eq!(sha_hex(&std::fs::read(&back).unwrap()), sha_hex(&big));
     let records = audit(&s);
     assert_eq!(records.matches("\"key_rotated\"").count(), 2, "{records}");
@@ -919,20 +880,26 @@ fn an_upload_cut_by_a_server_crash_resumes_from_a_recent_point_not_from_zero() {
         partial >= 4 * MIB as u64 && partial < 24 * MIB as u64,
         "after a crash the upload resumes from {partial} (resume points every 4 MiB expected)"
     );
+    let back = reput_then_get(&s, &alice, &local, "/home/big.bin");
+    assert_eq!(sha256_file(&back), want);
+}
+
+/// `reput LOCAL REMOTE` with OpenSSH (must succeed), then `get` it back; returns the local copy.
+fn reput_then_get(s: &TestServer, key: &Path, local: &Path, remote: &str) -> std::path::PathBuf {
     let o = sftp_batch_opts(
         s.port,
         "alice",
-        Auth::Key(&alice),
-        &format!("reput {} /home/big.bin\n", local.display()),
+        Auth::Key(key),
+        &format!("reput {} {remote}\n", local.display()),
         &[],
         BIG_TIMEOUT,
     );
-    assert!(o.status.success(), "reput after crash: {}", describe(&o));
-    let back = s.dir.path().join("big.back");
+    assert!(o.status.success(), "reput {remote}: {}", describe(&o));
+    let back = s.dir.path().join(format!("back-{}", random_hex(4)));
     s.sftp_ok(
         "alice",
-        Auth::Key(&alice),
-        &format!("get /home/big.bin {}\n", back.display()),
+        Auth::Key(key),
+        &format!("get {remote} {}\n", back.display()),
     );
-    assert_eq!(sha256_file(&back), want);
+    back
 }

@@ -809,22 +809,7 @@ fn a_write_that_cannot_succeed_is_refused_by_the_write_itself() {
 /// Leaves an upload of `path` that was written to but never closed (the connection ends), and
 /// waits (bounded) until the server has recorded it as interrupted, i.e. no session holds it.
 fn abandon_upload(s: &TestServer, key: &Path, path: &str) {
-    let interrupted = || audit(s).matches("upload_interrupted").count();
-    let before = interrupted();
-    let mut raw = RawSftp::connect(s.port, "alice", key);
-    raw.init();
-    let h = open_for_write(&mut raw, 1, path);
-    raw.send(&write(2, &h, 0, &[7u8; 1000])).unwrap();
-    assert_eq!(status_of(&mut raw, "write").1, FX_OK);
-    raw.finish();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while interrupted() == before {
-        assert!(
-            Instant::now() < deadline,
-            "{path}: never recorded as interrupted"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    crate::durability::write_then_drop(s, key, path, WRITE_FLAG | CREAT | TRUNC, 0, &[7u8; 1000]);
 }
 
 #[test]
