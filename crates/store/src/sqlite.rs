@@ -266,7 +266,20 @@ impl SqliteStore {
         ] {
             if version < target {
                 let tx = conn.unchecked_transaction()?;
-                tx.execute_batch(sql)?;
+                // v7 adds a column; a database from a development build may have it already
+                // (SQLite has no ADD COLUMN IF NOT EXISTS).
+                let skip = target == 7
+                    && {
+                        let n: i64 = tx.query_row(
+                        "SELECT count(*) FROM pragma_table_info('uploads') WHERE name = 'resumable'",
+                        [],
+                        |r| r.get(0),
+                    )?;
+                        n > 0
+                    };
+                if !skip {
+                    tx.execute_batch(sql)?;
+                }
                 tx.pragma_update(None, "user_version", target)?;
                 tx.commit()?;
             }
