@@ -285,6 +285,7 @@ async fn download(
             Ok((n > 0).then(|| Bytes::copy_from_slice(buf.get(..n).unwrap_or_default())))
         },
         || {},
+        (),
     );
     Ok(attachment_response(body, &name, len))
 }

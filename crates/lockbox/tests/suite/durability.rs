@@ -903,3 +903,46 @@ fn reput_then_get(s: &TestServer, key: &Path, local: &Path, remote: &str) -> std
     );
     back
 }
+
+#[test]
+fn sigterm_lets_an_https_download_in_flight_finish() {
+    let _heavy = heavy_lock();
+    let mut s = TestServer::start_with(&["--shutdown-grace-secs", "120"]);
+    let alice = s.setup_acme_alice();
+    let local = s.dir.path().join("dl.bin");
+    // Large enough that socket buffers cannot hold the rest when the signal comes.
+    let want = write_random_file(&local, 32 * MIB);
+    s.sftp_ok(
+        "alice",
+        Auth::Key(&alice),
+        &format!("put {} /home/dl.bin\n", local.display()),
+    );
+    let web = Web::new(&s);
+    let token = web.token_for(&Person::new("alice", PASSWORD), "read");
+    let pid = s.pid().unwrap();
+    // About 11 s at 3 MB/s: the signal comes while the body is being sent.
+    let got = std::thread::scope(|scope| {
+        let dl = scope.spawn(|| {
+            web.get("/api/v1/files/content?path=/home/dl.bin")
+                .bearer(&token)
+                .arg("--limit-rate")
+                .arg("3000K")
+                .max_secs(120)
+                .send()
+        });
+        std::thread::sleep(Duration::from_millis(1500));
+        let _ = std::process::Command::new("/bin/sh")
+            .args(["-c", &format!("kill -TERM {pid}")])
+            .status();
+        dl.join().unwrap()
+    });
+    got.assert_status(200);
+    assert_eq!(
+        sha_hex(&got.body),
+        want,
+        "the download was cut by the shutdown"
+    );
+    let code = stop_with(&mut s, "-TERM");
+    assert_eq!(code.code(), Some(0), "{code}\n{}", s.log());
+    assert!(s.log().contains("1 transfer(s) in flight"), "{}", s.log());
+}

@@ -252,9 +252,11 @@ pub const READ_CHUNK: usize = 256 * 1024;
 /// A response body fed by a blocking source: `next_chunk` runs on a blocking thread until it gives
 /// `Ok(None)` or an error (which breaks the body off), a few chunks ahead of the client, and stops
 /// when the client goes away. `on_end` then runs on that thread, however the reading stopped.
+/// `keep` lives as long as the body (until it is sent or dropped): a transfer guard, say.
 pub fn stream_blocking(
     mut next_chunk: impl FnMut() -> io::Result<Option<Bytes>> + Send + 'static,
     on_end: impl FnOnce() + Send + 'static,
+    keep: impl Send + 'static,
 ) -> Body {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);
     tokio::task::spawn_blocking(move || {
@@ -274,7 +276,10 @@ pub fn stream_blocking(
         }
         on_end();
     });
-    Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+    Body::from_stream(futures_util::stream::poll_fn(move |cx| {
+        let _keep = &keep;
+        rx.poll_recv(cx)
+    }))
 }
 
 /// Downloads a file: always `Content-Disposition: attachment`, `application/octet-stream`,
@@ -286,6 +291,7 @@ pub fn stream_blocking(
         (status = 409, description = "a directory, not a file"), (status = 416)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn download(
+    State(state): State<AppState>,
     ident: Identity,
     Query(q): Query<PathQuery>,
     headers: HeaderMap,
@@ -327,6 +333,8 @@ pub async fn download(
                 tracing::warn!(error = %e, "closing a download failed");
             }
         },
+        // A download in flight counts as a transfer: a graceful shutdown lets it finish.
+        state.transfer_started(),
     );
     let mut resp = attachment_response(body, &name, end_excl - start);
     *resp.status_mut() = status;
