@@ -1,6 +1,7 @@
 //! `VirtualPath`: a path in a user's view of the vault, parsed once from untrusted text. It can only hold
 //! normal components (no `..`, `.`, NUL, control characters, `/` inside a name, or over-long names), so
-//! code that receives one cannot be tricked into escaping anything.
+//! code that receives one cannot be tricked into escaping anything. Names parsed from a client are in
+//! Unicode NFC and hold no format characters (bidi overrides, zero-width characters).
 
 use std::fmt;
 
@@ -25,6 +26,54 @@ pub enum PathError {
     ControlCharacter,
     #[error("path may not contain a backslash")]
     Backslash,
+    #[error(
+        "path may not contain invisible formatting characters (bidirectional overrides, zero-width characters)"
+    )]
+    FormatCharacter,
+}
+
+/// Unicode format characters (general category Cf, Unicode 15): invisible, and some reorder what
+/// is displayed, so `report\u{202E}fdp.exe` shows as `reportexe.pdf`. A name holding one could
+/// pass for another in every listing, so new names may not contain them.
+const FORMAT_CHARACTERS: &[(char, char)] = &[
+    ('\u{00AD}', '\u{00AD}'),
+    ('\u{0600}', '\u{0605}'),
+    ('\u{061C}', '\u{061C}'),
+    ('\u{06DD}', '\u{06DD}'),
+    ('\u{070F}', '\u{070F}'),
+    ('\u{0890}', '\u{0891}'),
+    ('\u{08E2}', '\u{08E2}'),
+    ('\u{180E}', '\u{180E}'),
+    ('\u{200B}', '\u{200F}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2060}', '\u{2064}'),
+    ('\u{2066}', '\u{206F}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+    ('\u{FFF9}', '\u{FFFB}'),
+    ('\u{110BD}', '\u{110BD}'),
+    ('\u{110CD}', '\u{110CD}'),
+    ('\u{13430}', '\u{1343F}'),
+    ('\u{1BCA0}', '\u{1BCA3}'),
+    ('\u{1D173}', '\u{1D17A}'),
+    ('\u{E0001}', '\u{E0001}'),
+    ('\u{E0020}', '\u{E007F}'),
+];
+
+fn is_format_character(c: char) -> bool {
+    FORMAT_CHARACTERS
+        .iter()
+        .any(|&(lo, hi)| (lo..=hi).contains(&c))
+}
+
+/// A name from a client: refused if it holds a format character, and stored in Unicode NFC, so
+/// "é" typed as one code point or as "e" plus a combining accent is one name, not two look-alikes.
+fn client_name(name: &str) -> Result<String, PathError> {
+    if name.chars().any(is_format_character) {
+        return Err(PathError::FormatCharacter);
+    }
+    let nfc: String = unicode_normalization::UnicodeNormalization::nfc(name).collect();
+    check_name(&nfc)?;
+    Ok(nfc)
 }
 
 /// An absolute path in the virtual namespace, as a list of validated names. The empty list is `/`.
@@ -81,10 +130,7 @@ impl VirtualPath {
                     names.pop();
                 }
                 ".." => return Err(PathError::ParentComponent),
-                name => {
-                    check_name(name)?;
-                    names.push(name.to_owned());
-                }
+                name => names.push(client_name(name)?),
             }
             if names.len() > MAX_COMPONENTS {
                 return Err(PathError::TooDeep);
@@ -183,6 +229,30 @@ mod tests {
 
     fn p(s: &str) -> Result<VirtualPath, PathError> {
         VirtualPath::parse(&VirtualPath::root(), s)
+    }
+
+    #[test]
+    fn format_characters_are_refused_and_names_are_nfc() {
+        let root = VirtualPath::root();
+        for bad in [
+            "/home/report\u{202E}fdp.exe",
+            "/home/a\u{200B}b",
+            "/home/\u{FEFF}x",
+            "/home/x\u{2066}y",
+            "/home/soft\u{00AD}hyphen",
+        ] {
+            assert_eq!(
+                VirtualPath::parse(&root, bad),
+                Err(PathError::FormatCharacter),
+                "{bad:?}"
+            );
+        }
+        let nfd = VirtualPath::parse(&root, "/home/Nguye\u{0302}\u{0303}n.csv").unwrap();
+        let nfc = VirtualPath::parse(&root, "/home/Nguy\u{1EC5}n.csv").unwrap();
+        assert_eq!(nfd, nfc);
+        assert_eq!(nfc.to_string(), "/home/Nguy\u{1EC5}n.csv");
+        // Names read back from the store are taken as they are.
+        assert!(VirtualPath::from_names(["a\u{200B}b"]).is_ok());
     }
 
     #[test]

@@ -425,3 +425,41 @@ fn interrupted_upload_then_plain_put_starts_over() {
     );
     assert_eq!(sha256_file(&back), want);
 }
+
+#[test]
+fn names_with_bidi_or_zero_width_characters_are_refused_and_names_are_stored_in_nfc() {
+    let s = TestServer::start();
+    let key = s.setup_acme_alice();
+    let local = s.dir.path().join("f.txt");
+    write_random_file(&local, 1000);
+    // "report<RLO>fdp.exe" displays as "reportexe.pdf".
+    for bad in ["report\u{202E}fdp.exe", "a\u{200B}b.txt", "x\u{2066}y.txt"] {
+        let o = s.sftp(
+            "alice",
+            Auth::Key(&key),
+            &format!("put {} \"/home/{bad}\"\n", local.display()),
+        );
+        assert!(
+            !o.status.success(),
+            "{bad:?} was accepted:\n{}",
+            describe(&o)
+        );
+    }
+    // The same name typed decomposed (e + combining marks) and composed is one file, listed in NFC.
+    let nfd = "Nguye\u{0302}\u{0303}n.txt";
+    let nfc = "Nguy\u{1EC5}n.txt";
+    s.sftp_ok(
+        "alice",
+        Auth::Key(&key),
+        &format!("put {} \"/home/{nfd}\"\n", local.display()),
+    );
+    let ls = s.sftp_ok("alice", Auth::Key(&key), "ls -1 /home\n");
+    assert!(ls.contains(nfc) && !ls.contains(nfd), "{ls}");
+    let back = s.dir.path().join("back.txt");
+    s.sftp_ok(
+        "alice",
+        Auth::Key(&key),
+        &format!("get \"/home/{nfc}\" {}\n", back.display()),
+    );
+    assert_eq!(sha256_file(&back), sha256_file(&local));
+}
