@@ -83,6 +83,9 @@ pub enum Action {
     KeyRotationStarted,
     /// Every wrapped data key is under the new key-encryption key; the old one is retired.
     KeyRotated,
+    /// A download was opened; written before its first byte is served (`file_read` follows at
+    /// close with the byte count).
+    FileOpened,
 }
 
 impl Action {
@@ -134,6 +137,7 @@ impl Action {
         Action::StorageVerified,
         Action::KeyRotationStarted,
         Action::KeyRotated,
+        Action::FileOpened,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -145,6 +149,7 @@ impl Action {
             Action::StorageVerified => "storage_verified",
             Action::KeyRotationStarted => "key_rotation_started",
             Action::KeyRotated => "key_rotated",
+            Action::FileOpened => "file_opened",
             Action::LoginSucceeded => "login_succeeded",
             Action::LoginFailed => "login_failed",
             Action::AccountLocked => "account_locked",

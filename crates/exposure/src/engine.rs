@@ -197,9 +197,48 @@ fn accessed_files(
     let mut in_window = 0u64;
     let mut matching = 0u64;
     let mut reads: HashMap<i64, u64> = HashMap::new();
-    store.audit_records_of("file_read", |row| {
+    // A read counts from its open (`file_opened`, written before the first byte). Records from
+    // before opens were recorded have only the `file_read` written at close: such a close counts
+    // when no open of the same file in the same session is left to match it.
+    let mut unmatched_opens: HashMap<(String, i64), u64> = HashMap::new();
+    let mut opens = Vec::new();
+    store.audit_records_of("file_opened", |row| opens.push(row))?;
+    for row in &opens {
+        if row.outcome != "ok" {
+            continue;
+        }
+        let detail = serde_json::from_str::<serde_json::Value>(&row.detail).ok();
+        let key = detail.as_ref().and_then(|d| {
+            let id = d.get("file_id").and_then(serde_json::Value::as_i64)?;
+            let s = d.get("session").and_then(serde_json::Value::as_str)?;
+            Some((s.to_owned(), id))
+        });
+        if let Some(k) = key {
+            *unmatched_opens.entry(k).or_default() += 1;
+        }
+    }
+    let mut visit = |row: lockbox_store::AuditRow, is_open: bool| {
         if row.outcome != "ok" {
             return;
+        }
+        let detail = serde_json::from_str::<serde_json::Value>(&row.detail).ok();
+        let file_id = detail
+            .as_ref()
+            .and_then(|d| d.get("file_id").and_then(serde_json::Value::as_i64));
+        let session = detail
+            .as_ref()
+            .and_then(|d| d.get("session").and_then(serde_json::Value::as_str))
+            .unwrap_or_default()
+            .to_owned();
+        if !is_open {
+            if let Some(id) = file_id {
+                if let Some(n) = unmatched_opens.get_mut(&(session, id)) {
+                    if *n > 0 {
+                        *n -= 1;
+                        return;
+                    }
+                }
+            }
         }
         let Ok(ts) = OffsetDateTime::parse(&row.ts, &Rfc3339) else {
             return;
@@ -216,14 +255,15 @@ fn accessed_files(
         ) {
             return;
         }
-        let file_id = serde_json::from_str::<serde_json::Value>(&row.detail)
-            .ok()
-            .and_then(|d| d.get("file_id").and_then(serde_json::Value::as_i64));
         if let Some(id) = file_id {
             matching += 1;
             *reads.entry(id).or_default() += 1;
         }
-    })?;
+    };
+    for row in opens {
+        visit(row, true);
+    }
+    store.audit_records_of("file_read", |row| visit(row, false))?;
     Ok((
         AuditCheck {
             verified: true,

@@ -453,6 +453,20 @@ impl ReadHandle {
         let key = unwrap_key(vault, wrapped, &file.blob_id.0)?;
         let blob = vault.inner.blobs.open_read(file.blob_id)?;
         let reader = EncryptedReader::new(blob, key, file.blob_id.0, file.size);
+        // The access is on record before any byte is served: a crash, a killed connection or a
+        // failed write at close can no longer leave a read without evidence (and no record, no
+        // read). Internal reads (an update's copy) have no target and are not downloads.
+        if !target.is_empty() {
+            vault.audit_strict(
+                actor
+                    .event(Action::FileOpened, Outcome::Ok)
+                    .target(&target)
+                    .detail(json!({
+                        "file_id": file.id.0, "size": file.size, "sha256": file.sha256,
+                        "session": actor.session_id,
+                    })),
+            )?;
+        }
         Ok(ReadHandle {
             vault: vault.clone(),
             actor,

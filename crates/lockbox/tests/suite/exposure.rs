@@ -871,3 +871,44 @@ fn web_admin_builds_an_encrypted_package_and_downloads_it() {
     let audit = s.cli_ok(&["audit", "export", "--format", "jsonl"]);
     assert!(audit.contains("\"exposure_report\"") && audit.contains("\"exposure_package_read\""));
 }
+
+#[test]
+fn a_download_cut_by_a_server_crash_still_counts_as_accessed() {
+    let (mut s, _alice, bob) = two_orgs();
+    let (from, to) = (yesterday(), tomorrow());
+    // Bob opens his file and gets its bytes, then the server dies before the handle is closed
+    // (no `file_read` record at close can be written).
+    let mut raw = RawSftp::connect(s.port, "bob", &bob);
+    raw.init();
+    let h = match raw.request(
+        &common::fxp::open(1, b"/home/adt.hl7", common::fxp::READ_FLAG),
+        Duration::from_secs(60),
+    ) {
+        Ok((common::fxp::HANDLE, body)) => common::fxp::parse_handle(&body).unwrap().1,
+        other => panic!("OPEN: {other:?}"),
+    };
+    let mut req = Vec::new();
+    common::fxp::put_u32(&mut req, 2);
+    common::fxp::put_str(&mut req, &h);
+    req.extend_from_slice(&0u64.to_be_bytes());
+    common::fxp::put_u32(&mut req, 32768);
+    match raw.request(&common::fxp::packet(common::fxp::READ, &req), Duration::from_secs(60)) {
+        Ok((common::fxp::DATA, _)) => {}
+        other => panic!("READ: {other:?}"),
+    }
+    s.signal_and_wait("-KILL", Duration::from_secs(30));
+    drop(raw);
+    s.restart();
+    let r = report_ok(
+        &s,
+        &from,
+        &to,
+        "yes",
+        "accessed",
+        Some("user:bob"),
+        &s.dir.path().join("accessed-crash"),
+    );
+    assert_eq!(r["totals"]["files"], 1, "the cut download is not counted: {r:#}");
+    assert_eq!(r["totals"]["individuals"], 1, "{r:#}");
+    assert_eq!(r["audit"]["file_reads_matching_scope"], 1, "{r:#}");
+}
