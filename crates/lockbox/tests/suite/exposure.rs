@@ -892,7 +892,10 @@ fn a_download_cut_by_a_server_crash_still_counts_as_accessed() {
     common::fxp::put_str(&mut req, &h);
     req.extend_from_slice(&0u64.to_be_bytes());
     common::fxp::put_u32(&mut req, 32768);
-    match raw.request(&common::fxp::packet(common::fxp::READ, &req), Duration::from_secs(60)) {
+    match raw.request(
+        &common::fxp::packet(common::fxp::READ, &req),
+        Duration::from_secs(60),
+    ) {
         Ok((common::fxp::DATA, _)) => {}
         other => panic!("READ: {other:?}"),
     }
@@ -908,7 +911,10 @@ fn a_download_cut_by_a_server_crash_still_counts_as_accessed() {
         Some("user:bob"),
         &s.dir.path().join("accessed-crash"),
     );
-    assert_eq!(r["totals"]["files"], 1, "the cut download is not counted: {r:#}");
+    assert_eq!(
+        r["totals"]["files"], 1,
+        "the cut download is not counted: {r:#}"
+    );
     assert_eq!(r["totals"]["individuals"], 1, "{r:#}");
     assert_eq!(r["audit"]["file_reads_matching_scope"], 1, "{r:#}");
 }
